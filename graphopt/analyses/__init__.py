@@ -1,0 +1,1 @@
+"""Analyses that passes share (shape inference); they read the IR and never change it."""

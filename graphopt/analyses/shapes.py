@@ -1,0 +1,77 @@
+"""Shape and dtype inference: onnx's inference with data propagation, run on a weightless skeleton.
+
+Declared value_info of intermediates and declared output types are left out of the skeleton, so an
+inferred shape never comes from a declaration that might be stale or wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnx
+
+from graphopt.ir.model import Model
+from graphopt.ir.value import Dim, Value
+from graphopt.onnx_io.exporter import export_with_names
+from graphopt.onnx_io.types import read_type
+
+log = logging.getLogger(__name__)
+
+TypeInfo = tuple[int | None, tuple[Dim, ...] | None]
+
+
+def infer_types(model: Model) -> dict[Value, TypeInfo]:
+    """Inferred ``(dtype, shape)`` for every node output that inference could type.
+
+    Returns an empty mapping when onnx's inference fails on the model (unknown opset, bad model...):
+    callers then simply have less to work with.
+    """
+    proto, names = export_with_names(model, skeleton=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
+                                                     data_prop=True)
+    except Exception as exc:  # onnx raises several unrelated types here; any means "no info"
+        log.info("shape inference failed: %s", exc)
+        return {}
+    by_name: dict[str, onnx.TypeProto] = {}
+    _collect(inferred.graph, by_name)
+    result: dict[Value, TypeInfo] = {}
+    for value, name in names.items():
+        if value.producer is None or not name or name not in by_name:
+            continue
+        probe = Value()
+        read_type(probe, by_name[name])
+        if probe.dtype is not None or probe.shape is not None:
+            result[value] = (probe.dtype, probe.shape)
+    return result
+
+
+def _collect(graph: onnx.GraphProto, out: dict[str, onnx.TypeProto]) -> None:
+    for vi in [*graph.value_info, *graph.output]:
+        if vi.type.WhichOneof("value") == "tensor_type":
+            out[vi.name] = vi.type
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _collect(attr.g, out)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    _collect(g, out)
+
+
+def apply_types(model: Model, types: dict[Value, TypeInfo]) -> int:
+    """Record inferred types on intermediate values (graph outputs keep their declared interface).
+
+    Returns how many values gained information.
+    """
+    gained = 0
+    for value, (dtype, shape) in types.items():
+        if value.is_graph_output:
+            continue
+        if dtype is not None and value.dtype != dtype:
+            value.dtype = dtype
+            gained += 1
+        if shape is not None and value.shape != shape:
+            value.shape = shape
+            gained += 1
+    return gained

@@ -1,0 +1,140 @@
+"""The Python API: ``optimize`` a model with a pipeline and per-pass numeric checks.
+
+Example:
+    >>> from graphopt import optimize                          # doctest: +SKIP
+    >>> result = optimize("model.onnx", check="each")          # doctest: +SKIP
+    >>> result.save("model.opt.onnx")                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from graphopt.errors import NumericMismatchError, UsageError
+from graphopt.ir.clone import clone_model
+from graphopt.ir.model import Model
+from graphopt.numerics.check import NumericCheck
+from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.run import run_model
+from graphopt.onnx_io.importer import import_model, load_model
+from graphopt.onnx_io.save import save_model
+from graphopt.pass_infra.instruments import DumpIR, VerifyIR
+from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
+from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names
+from graphopt.pass_infra.registry import DEFAULT_REGISTRY
+
+DEFAULT_PIPELINE = "fixpoint(eliminate-dead-code,fold-constants){max=8},topological-sort"
+CHECK_MODES = ("each", "final", "off")
+
+
+@dataclass
+class OptimizeOptions:
+    """Everything ``optimize`` can be told; the CLI flags map one to one onto these fields."""
+
+    pipeline: str = DEFAULT_PIPELINE
+    check: str = "each"
+    on_failure: str = "rollback"
+    disable: tuple[str, ...] = ()
+    seed: int = 0
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    inputs: dict[str, np.ndarray] | None = None
+    tolerance: tuple[float, float] | None = None
+    plugins: tuple[str, ...] = ()
+    verify: bool = True
+    dump_dir: str | None = None
+
+
+@dataclass
+class OptimizeResult:
+    """The optimized model (IR), the per-pass report and the check summary."""
+
+    model: Model
+    report: PipelineReport
+    ops_before: Counter
+    ops_after: Counter
+    check_mode: str
+    check_sessions: int = 0
+    final_check: dict[str, Any] | None = None
+
+    def save(self, path: str, *, external_data: bool | None = None, threshold: int = 1024) -> None:
+        """Write the optimized model atomically (see graphopt.onnx_io.save_model)."""
+        save_model(self.model, path, external_data=external_data, threshold=threshold)
+
+
+def op_histogram(model: Model) -> Counter:
+    """Node count per (qualified) op type, subgraphs included."""
+    return Counter(n.qualified_type for n in model.graph.all_nodes())
+
+
+def as_model(source: Model | onnx.ModelProto | str | os.PathLike) -> Model:
+    """Accept a path, a ModelProto or an IR Model."""
+    if isinstance(source, Model):
+        return source
+    if isinstance(source, onnx.ModelProto):
+        return import_model(source)
+    return load_model(os.fspath(source))
+
+
+def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
+             options: OptimizeOptions | None = None, *,
+             progress: Callable[[PassRecord], None] | None = None, **overrides: Any) -> OptimizeResult:
+    """Run a pipeline on a model with per-pass numeric checks and rollback.
+
+    ``overrides`` are OptimizeOptions fields (``optimize(path, check="off")``).
+    """
+    opts = options or OptimizeOptions()
+    if overrides:
+        opts = OptimizeOptions(**{**opts.__dict__, **overrides})
+    if opts.check not in CHECK_MODES:
+        raise UsageError(f"check must be one of {', '.join(CHECK_MODES)}, not {opts.check!r}")
+    if opts.on_failure not in ("rollback", "raise"):
+        raise UsageError(f"on_failure must be 'rollback' or 'raise', not {opts.on_failure!r}")
+    for plugin in opts.plugins:
+        DEFAULT_REGISTRY.load_plugin(plugin)
+    steps = parse_pipeline(opts.pipeline)
+    for name in [*pass_names(steps), *opts.disable]:
+        DEFAULT_REGISTRY.get(name)  # fail early, before any work, on an unknown name
+    model = as_model(source)
+    ops_before = op_histogram(model)
+    checker = _make_checker(model, opts) if opts.check != "off" else None
+    original = clone_model(model) if opts.check == "final" else None
+    instruments: list[Any] = [VerifyIR()] if opts.verify else []
+    if checker is not None and opts.check == "each":
+        instruments.append(checker)
+    if opts.dump_dir:
+        instruments.append(DumpIR(opts.dump_dir))
+    manager = PassManager(steps, instruments, frozenset(opts.disable), opts.on_failure,
+                          progress=progress, pipeline_text=format_pipeline(steps))
+    report = manager.run(model)
+    result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
+    if checker is not None and opts.check == "final":
+        _final_check(result, checker, original, opts)
+    result.ops_after = op_histogram(result.model)
+    result.check_sessions = checker.sessions if checker is not None else 0
+    return result
+
+
+def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:
+    feeds = make_feeds(model, seed=opts.seed, shapes=opts.input_shapes, given=opts.inputs)
+    reference = run_model(model, feeds, what="original model")
+    return NumericCheck(feeds, reference, opts.tolerance)
+
+
+def _final_check(result: OptimizeResult, checker: NumericCheck, original: Model | None,
+                 opts: OptimizeOptions) -> None:
+    record = PassRecord("final-check")
+    failure = checker.check(record, result.model)
+    result.final_check = dict(record.checks.get("numeric", {}), failure=failure)
+    if failure is None:
+        return
+    if opts.on_failure == "raise":
+        raise NumericMismatchError(f"the optimized model is not equivalent: {failure}")
+    assert original is not None
+    result.model = original
+    result.report.warnings.append(f"final check failed, original model kept: {failure}")

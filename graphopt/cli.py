@@ -1,0 +1,213 @@
+"""The ``graphopt`` command line: optimize, check, list-passes.
+
+Every user mistake ends in one line on stderr and a documented exit code (see README); outputs are
+written atomically, so an interrupted or failed run never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Sequence
+
+from graphopt.errors import GraphoptError, UsageError
+
+EXIT_INTERNAL = 70
+EXIT_MISMATCH = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept separate for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="graphopt", description="Optimize ONNX models, verified.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    opt = sub.add_parser("optimize", help="optimize a model")
+    opt.add_argument("input", help="model .onnx file")
+    opt.add_argument("-o", "--output", help="output path (default: INPUT with .opt.onnx)")
+    opt.add_argument("--in-place", action="store_true", help="overwrite the input file")
+    opt.add_argument("--pipeline", help="pipeline text, e.g. 'fold-constants,eliminate-dead-code'")
+    opt.add_argument("--disable", action="append", default=[], metavar="PASS",
+                     help="skip a pass of the pipeline (repeatable)")
+    opt.add_argument("--check", choices=("each", "final", "off"), default="each",
+                     help="numeric check after each changing pass (default), once at the end, or never")
+    opt.add_argument("--on-failure", choices=("rollback", "raise"), default="rollback",
+                     help="roll back a failing pass and go on (default), or stop")
+    opt.add_argument("--seed", type=int, default=0, help="seed of the generated check inputs")
+    opt.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                     help="shape for a dynamic input in checks (repeatable)")
+    opt.add_argument("--inputs", metavar="FILE.npz", help="check inputs by input name")
+    opt.add_argument("--rtol", type=float, help="override the relative tolerance of checks")
+    opt.add_argument("--atol", type=float, help="override the absolute tolerance of checks")
+    opt.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
+                     help="load passes from a .py file or module (repeatable)")
+    opt.add_argument("--external-data", action="store_true",
+                     help="write weights to OUTPUT.data (automatic above ~1.8 GB)")
+    opt.add_argument("--external-data-threshold", type=int, default=1024, metavar="BYTES",
+                     help="tensors at least this large go to the data file (default 1024)")
+    opt.add_argument("--report", metavar="FILE.json", help="write a JSON report")
+    opt.add_argument("--dump-ir", metavar="DIR", help="save the model after each changing pass")
+    opt.add_argument("--no-verify", action="store_true", help="skip the IR verifier after passes")
+    opt.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    chk = sub.add_parser("check", help="compare two models numerically")
+    chk.add_argument("reference")
+    chk.add_argument("candidate")
+    chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...")
+    chk.add_argument("--inputs", metavar="FILE.npz")
+    chk.add_argument("--rtol", type=float)
+    chk.add_argument("--atol", type=float)
+    lst = sub.add_parser("list-passes", help="list the registered passes")
+    lst.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, format="graphopt: %(message)s")
+    try:
+        if args.command == "optimize":
+            return cmd_optimize(args)
+        if args.command == "check":
+            return cmd_check(args)
+        return cmd_list_passes(args)
+    except GraphoptError as exc:
+        print(f"graphopt: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("graphopt: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"graphopt: internal error: {type(exc).__name__}: {exc} "
+              "(please report it; --debug shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _tolerance(args: argparse.Namespace) -> tuple[float, float] | None:
+    if args.rtol is None and args.atol is None:
+        return None
+    return (args.rtol if args.rtol is not None else 1e-4, args.atol if args.atol is not None else 1e-5)
+
+
+def _output_path(args: argparse.Namespace) -> str:
+    if args.in_place:
+        if args.output:
+            raise UsageError("--in-place and --output exclude each other")
+        return args.input
+    output = args.output or (os.path.splitext(args.input)[0] + ".opt.onnx")
+    if os.path.exists(args.input) and os.path.exists(output) and os.path.samefile(args.input, output):
+        raise UsageError("the output would overwrite the input; pass --in-place to allow that")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise UsageError(f"output folder {folder} does not exist")
+    return output
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """``graphopt optimize``."""
+    from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions, optimize
+    from graphopt.numerics.feeds import load_npz, parse_shape_overrides
+    from graphopt.report import format_bytes, json_report, op_table, pass_table
+
+    output = _output_path(args)
+    options = OptimizeOptions(
+        pipeline=args.pipeline or DEFAULT_PIPELINE, check=args.check, on_failure=args.on_failure,
+        disable=tuple(args.disable), seed=args.seed,
+        input_shapes=parse_shape_overrides(args.input_shape),
+        inputs=load_npz(args.inputs) if args.inputs else None, tolerance=_tolerance(args),
+        plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir)
+    progress = None if args.quiet or not sys.stderr.isatty() else _progress
+    start = time.perf_counter()
+    result = optimize(args.input, options, progress=progress)
+    result.save(output, external_data=True if args.external_data else None,
+                threshold=args.external_data_threshold)
+    seconds = time.perf_counter() - start
+    size_in, size_out = _size(args.input), _size(output)
+    if not args.quiet:
+        print(op_table(result.ops_before, result.ops_after))
+        print()
+        print(pass_table(result))
+        print()
+        print(f"size {format_bytes(size_in)} -> {format_bytes(size_out)}; {seconds:.2f}s; "
+              f"checks: {args.check} ({result.check_sessions} onnxruntime sessions)")
+        for warning in result.report.warnings:
+            print(f"warning: {warning}")
+        for rec in result.report.rolled_back:
+            print(f"rolled back: {rec.name}: {rec.failure}\n  reproduce: "
+                  f"{_repro_line(args, rec.history + [rec.name])}")
+        print(f"wrote {output}")
+    if args.report:
+        _write_text(args.report, json_report(result, {
+            "input": args.input, "output": output, "size_before": size_in, "size_after": size_out,
+            "seconds": seconds}))
+    return 0
+
+
+def _repro_line(args: argparse.Namespace, passes: list[str]) -> str:
+    shapes = "".join(f" --input-shape {s}" for s in args.input_shape)
+    plugins = "".join(f" --plugin {p}" for p in args.plugin)
+    return (f"graphopt optimize {args.input} -o /tmp/repro.onnx --pipeline '{','.join(passes)}' "
+            f"--seed {args.seed} --on-failure raise{shapes}{plugins}")
+
+
+def _progress(record) -> None:  # type: ignore[no-untyped-def]
+    print(f"  {record.name:<24} {record.status:<12} {record.seconds * 1000:6.0f}ms", file=sys.stderr)
+
+
+def _size(path: str) -> int:
+    total = os.path.getsize(path)
+    data = path + ".data"
+    return total + (os.path.getsize(data) if os.path.exists(data) else 0)
+
+
+def _write_text(path: str, text: str) -> None:
+    from graphopt.errors import OutputWriteError
+
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: cannot write report ({exc.strerror})") from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``graphopt check A B``: exit 0 when equivalent, 1 when not."""
+    from graphopt.numerics.compare import compare_outputs, max_errors
+    from graphopt.numerics.feeds import load_npz, make_feeds, parse_shape_overrides
+    from graphopt.numerics.run import run_model
+    from graphopt.onnx_io import load_model
+
+    ref, cand = load_model(args.reference), load_model(args.candidate)
+    feeds = make_feeds(ref, seed=args.seed, shapes=parse_shape_overrides(args.input_shape),
+                       given=load_npz(args.inputs) if args.inputs else None)
+    expected = run_model(ref, feeds, what=f"model {args.reference}")
+    actual = run_model(cand, feeds, what=f"model {args.candidate}")
+    mismatches = compare_outputs(expected, actual, _tolerance(args))
+    max_abs, max_rel = max_errors(expected, actual)
+    for m in mismatches:
+        print(f"MISMATCH {m}")
+    print(f"{'equivalent' if not mismatches else 'NOT equivalent'}: {len(expected)} outputs, "
+          f"max abs err {max_abs:.3g}, max rel err {max_rel:.3g}")
+    return 0 if not mismatches else EXIT_MISMATCH
+
+
+def cmd_list_passes(args: argparse.Namespace) -> int:
+    """``graphopt list-passes``."""
+    from graphopt.api import DEFAULT_PIPELINE
+    from graphopt.pass_infra.registry import DEFAULT_REGISTRY
+
+    for plugin in args.plugin:
+        DEFAULT_REGISTRY.load_plugin(plugin)
+    for name, cls in DEFAULT_REGISTRY.all().items():
+        doc = (cls.__doc__ or "").strip().splitlines()
+        print(f"{name:<24} {doc[0] if doc else ''}")
+    print(f"\ndefault pipeline: {DEFAULT_PIPELINE}")
+    return 0

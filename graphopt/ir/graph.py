@@ -1,0 +1,215 @@
+"""Graphs: an ordered node list that tolerates removal during iteration, plus inputs/outputs/constants."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+from graphopt.errors import IRError
+from graphopt.ir.node import Node
+from graphopt.ir.value import Value
+
+if TYPE_CHECKING:
+    from graphopt.ir.tensor import Tensor
+
+
+class Graph:
+    """A (sub)graph. ``parent`` is the node holding it as an attribute, None for the main graph."""
+
+    __slots__ = ("name", "doc_string", "inputs", "outputs", "_consts", "input_defaults", "parent",
+                 "sparse_consts", "_head", "_tail", "_count", "metadata_props", "extra_value_infos",
+                 "__weakref__")
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.doc_string = ""
+        self.inputs: list[Value] = []
+        self.outputs: list[Value] = []
+        self._consts: dict[Value, None] = {}
+        self.input_defaults: dict[Value, Tensor] = {}  # IR<4 initializers that are also inputs
+        self.sparse_consts: dict[Value, Any] = {}  # sparse initializers, kept opaque (not folded)
+        self.parent: Node | None = None
+        self._head: Node | None = None
+        self._tail: Node | None = None
+        self._count = 0
+        self.metadata_props: dict[str, str] = {}
+        self.extra_value_infos: list = []  # value_info naming no value here (kept verbatim)
+
+    # ----- nodes -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Node]:
+        """Nodes in order; removing the current (or any) node while iterating is allowed."""
+        node = self._head
+        while node is not None:
+            if node.graph is self:
+                yield node
+            node = node._next
+            while node is not None and node.graph is not self:
+                node = node._next
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def nodes(self) -> list[Node]:
+        """A snapshot list of the nodes in order."""
+        return list(self)
+
+    def reversed(self) -> Iterator[Node]:
+        """Nodes from last to first; removal while iterating is allowed."""
+        node = self._tail
+        while node is not None:
+            prev = node._prev
+            if node.graph is self:
+                yield node
+            node = prev
+            while node is not None and node.graph is not self:
+                node = node._prev
+
+    def append(self, *nodes: Node) -> None:
+        """Add nodes at the end."""
+        for node in nodes:
+            self._link(node, self._tail, None)
+
+    def insert_before(self, ref: Node, nodes: Node | Sequence[Node]) -> None:
+        """Insert nodes (in order) right before ``ref``."""
+        self._check_member(ref)
+        for node in [nodes] if isinstance(nodes, Node) else nodes:
+            self._link(node, ref._prev, ref)
+
+    def insert_after(self, ref: Node, nodes: Node | Sequence[Node]) -> None:
+        """Insert nodes (in order) right after ``ref``."""
+        self._check_member(ref)
+        for node in [nodes] if isinstance(nodes, Node) else nodes:
+            self._link(node, ref, ref._next)
+            ref = node
+
+    def remove(self, nodes: Node | Iterable[Node], *, safe: bool = True) -> None:
+        """Remove nodes, all or nothing.
+
+        With ``safe`` (the default) this refuses when an output of a removed node is still read by a
+        node that stays or is a graph output. Removed nodes drop their input uses.
+        """
+        doomed = [nodes] if isinstance(nodes, Node) else list(nodes)
+        doomed_set = set(doomed)
+        for node in doomed:
+            self._check_member(node)
+            if safe:
+                for out in node.outputs:
+                    if out.is_graph_output:
+                        raise IRError(f"cannot remove {node!r}: its output {out!r} is a graph output")
+                    for user, _ in out.iter_uses():
+                        if user not in doomed_set:
+                            raise IRError(f"cannot remove {node!r}: {out!r} is still used by {user!r};"
+                                          " rewire its uses first (replace_all_uses_with)")
+        for node in doomed:
+            node.set_inputs(())
+            for sub in node.subgraphs():  # captured outer values lose the uses inside the body too
+                for inner in sub.all_nodes():
+                    inner.set_inputs(())
+            self._unlink(node)
+
+    def reorder(self, order: Sequence[Node]) -> None:
+        """Put this graph's nodes in ``order``, which must be a permutation of them."""
+        order = list(order)
+        if len(order) != self._count or len(set(order)) != len(order) or \
+                any(n.graph is not self for n in order):
+            raise IRError(f"reorder of graph {self.name!r} needs a permutation of its nodes")
+        prev: Node | None = None
+        for node in order:
+            node._prev = prev
+            if prev is not None:
+                prev._next = node
+            prev = node
+        if order:
+            order[-1]._next = None
+        self._head = order[0] if order else None
+        self._tail = prev
+
+    def _check_member(self, node: Node) -> None:
+        if node.graph is not self:
+            raise IRError(f"{node!r} does not belong to graph {self.name!r}")
+
+    def _link(self, node: Node, prev: Node | None, nxt: Node | None) -> None:
+        if node.graph is not None:
+            raise IRError(f"{node!r} already belongs to a graph; remove it there first")
+        node.graph = self
+        for out in node.outputs:
+            out.graph = self
+        node._prev, node._next = prev, nxt
+        if prev is None:
+            self._head = node
+        else:
+            prev._next = node
+        if nxt is None:
+            self._tail = node
+        else:
+            nxt._prev = node
+        self._count += 1
+
+    def _unlink(self, node: Node) -> None:
+        prev, nxt = node._prev, node._next
+        if prev is None:
+            self._head = nxt
+        else:
+            prev._next = nxt
+        if nxt is None:
+            self._tail = prev
+        else:
+            nxt._prev = prev
+        node.graph = None  # keep node._next so that a live iterator can move on
+        self._count -= 1
+
+    # ----- values ------------------------------------------------------------------------------
+    @property
+    def consts(self) -> list[Value]:
+        """Constant values (initializers) of this graph, in insertion order."""
+        return list(self._consts)
+
+    def add_const(self, tensor: Tensor, name: str | None = None) -> Value:
+        """Create a constant value owned by this graph."""
+        value = Value(name, const=tensor)
+        value.graph = self
+        self._consts[value] = None
+        return value
+
+    def remove_const(self, value: Value) -> None:
+        """Drop an unused constant; refuses while it is used or is a graph output."""
+        if value.num_uses or value.is_graph_output:
+            raise IRError(f"cannot remove constant {value!r}: it is still used")
+        self._consts.pop(value, None)
+        value.graph = None
+
+    def add_input(self, value: Value) -> Value:
+        """Append a graph input."""
+        value.graph = self
+        self.inputs.append(value)
+        return value
+
+    def is_input(self, value: Value) -> bool:
+        """True if ``value`` is one of this graph's inputs."""
+        return any(v is value for v in self.inputs)
+
+    def is_output(self, value: Value) -> bool:
+        """True if ``value`` is one of this graph's outputs."""
+        return any(v is value for v in self.outputs)
+
+    def ancestors(self) -> Iterator[Graph]:
+        """This graph, then each enclosing graph outwards."""
+        graph: Graph | None = self
+        while graph is not None:
+            yield graph
+            graph = graph.parent.graph if graph.parent is not None else None
+
+    def all_graphs(self) -> Iterator[Graph]:
+        """This graph and every nested subgraph, depth first."""
+        yield self
+        for node in self:
+            for sub in node.subgraphs():
+                yield from sub.all_graphs()
+
+    def all_nodes(self) -> Iterator[Node]:
+        """Every node of this graph and of its subgraphs."""
+        for graph in self.all_graphs():
+            yield from graph
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {self._count} nodes)"

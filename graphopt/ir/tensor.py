@@ -1,0 +1,206 @@
+"""Immutable, lazy tensors: dtype, shape and nbytes never read weight bytes.
+
+A tensor is backed by one of: a numpy array (made by a pass), a ``TensorProto`` (kept as imported, decoded
+only when a pass asks for values), or a slice of an external data file (memory-mapped on first use).
+Snapshots for rollback share tensors, so they cost nothing in weight bytes.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.errors import ExternalDataError
+
+_FOUR_BIT = {
+    TensorProto.INT4,
+    TensorProto.UINT4,
+    *(getattr(TensorProto, n) for n in ("FLOAT4E2M1",) if hasattr(TensorProto, n)),
+}
+
+
+def element_size(dtype: int) -> float:
+    """Bytes per element of an ONNX dtype (0.5 for 4-bit types, 0 where unknown such as strings)."""
+    if dtype in _FOUR_BIT:
+        return 0.5
+    if dtype in (TensorProto.STRING, TensorProto.UNDEFINED):
+        return 0
+    return float(helper.tensor_dtype_to_np_dtype(dtype).itemsize)
+
+
+def numpy_dtype(dtype: int) -> np.dtype:
+    """The numpy dtype for an ONNX element type."""
+    return helper.tensor_dtype_to_np_dtype(dtype)
+
+
+def onnx_dtype(np_dtype: Any) -> int:
+    """The ONNX element type for a numpy dtype."""
+    return helper.np_dtype_to_tensor_dtype(np.dtype(np_dtype))
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """Where a tensor's bytes live in an external data file."""
+
+    path: str
+    offset: int
+    length: int
+
+
+class Tensor:
+    """An immutable tensor value; see the module docstring for the three backings."""
+
+    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "doc_string")
+
+    def __init__(
+        self,
+        dtype: int,
+        shape: tuple[int, ...],
+        *,
+        array: np.ndarray | None = None,
+        proto: TensorProto | None = None,
+        external: ExternalRef | None = None,
+        doc_string: str = "",
+    ) -> None:
+        self.dtype = dtype
+        self.shape = tuple(int(d) for d in shape)
+        self._array = array
+        self._proto = proto
+        self._external = external
+        self.doc_string = doc_string
+
+    @classmethod
+    def from_array(cls, array: Any, dtype: int | None = None) -> Tensor:
+        """Wrap a numpy array (copied and made read-only so that nobody mutates it behind our back)."""
+        arr = np.array(array, copy=True)
+        arr.setflags(write=False)
+        onnx_type = dtype if dtype is not None else onnx_dtype(arr.dtype)
+        return cls(onnx_type, arr.shape, array=arr)
+
+    @classmethod
+    def from_proto(cls, proto: TensorProto, base_dir: str | None) -> Tensor:
+        """Wrap an imported TensorProto without decoding it; external data is located, not read."""
+        shape = tuple(proto.dims)
+        if proto.data_location == TensorProto.EXTERNAL:
+            return cls(proto.data_type, shape, external=_external_ref(proto, base_dir),
+                       doc_string=proto.doc_string)
+        return cls(proto.data_type, shape, proto=proto, doc_string=proto.doc_string)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the payload, computed from dtype and shape only (strings: from the proto)."""
+        if self.dtype == TensorProto.STRING:
+            if self._proto is not None:
+                return sum(len(s) for s in self._proto.string_data)
+            return sum(len(str(s)) for s in self.numpy().flat)
+        return int(np.ceil(self.size * element_size(self.dtype)))
+
+    @property
+    def is_external(self) -> bool:
+        """True while the bytes still live in an external data file."""
+        return self._external is not None
+
+    def numpy(self) -> np.ndarray:
+        """The values as a read-only numpy array (decodes or maps the bytes on each call)."""
+        if self._array is not None:
+            return self._array
+        if self._external is not None:
+            arr = _read_external(self._external, self.dtype, self.shape)
+        else:
+            assert self._proto is not None
+            arr = numpy_helper.to_array(self._proto)
+        arr.setflags(write=False)
+        return arr
+
+    def to_proto(self, name: str | None = None) -> TensorProto:
+        """A TensorProto carrying the full payload under ``name`` (None keeps the imported name)."""
+        if self._proto is not None:
+            out = TensorProto()
+            out.CopyFrom(self._proto)
+            if name is not None:
+                out.name = name
+            return out
+        name = name or ""
+        proto = numpy_helper.from_array(np.asarray(self.numpy()), name)
+        if proto.data_type != self.dtype:  # e.g. bfloat16 or 4-bit types carried in wider arrays
+            proto = helper.make_tensor(name, self.dtype, self.shape, self.numpy().flatten().tolist())
+        proto.doc_string = self.doc_string
+        return proto
+
+    def raw_bytes(self) -> bytes | memoryview:
+        """Little-endian payload bytes as ONNX stores them in raw_data or external files."""
+        if self._external is not None:
+            return _map_file(self._external.path)[self._external.offset:
+                                                   self._external.offset + self._external.length]
+        if self._proto is not None and self._proto.HasField("raw_data"):
+            return self._proto.raw_data
+        return self.to_proto("").raw_data or numpy_helper.tobytes_little_endian(
+            np.asarray(self.numpy()))
+
+    def __repr__(self) -> str:
+        backing = "array" if self._array is not None else "external" if self._external else "proto"
+        return f"Tensor({onnx.TensorProto.DataType.Name(self.dtype)}, {list(self.shape)}, {backing})"
+
+
+def _external_ref(proto: TensorProto, base_dir: str | None) -> ExternalRef:
+    """Resolve and validate a proto's external data entry (refuses paths escaping the model folder)."""
+    info = {e.key: e.value for e in proto.external_data}
+    location = info.get("location", "")
+    if not location or base_dir is None:
+        raise ExternalDataError(f"tensor {proto.name!r} has external data but no usable location")
+    if os.path.isabs(location) or ".." in location.replace("\\", "/").split("/"):
+        raise ExternalDataError(
+            f"tensor {proto.name!r}: external data location {location!r} escapes the model folder")
+    root = os.path.realpath(base_dir)
+    path = os.path.realpath(os.path.join(root, location))
+    if os.path.commonpath([root, path]) != root:
+        raise ExternalDataError(
+            f"tensor {proto.name!r}: external data {location!r} resolves outside the model folder")
+    if not os.path.isfile(path):
+        raise ExternalDataError(f"tensor {proto.name!r}: external data file {location!r} not found")
+    offset = int(info.get("offset", 0) or 0)
+    expected = int(np.ceil(int(np.prod(proto.dims, dtype=np.int64)) * element_size(proto.data_type)))
+    length = int(info.get("length", expected) or expected)
+    if offset + length > os.path.getsize(path):
+        raise ExternalDataError(
+            f"tensor {proto.name!r}: external data {location!r} is shorter than offset+length "
+            f"({offset}+{length})")
+    return ExternalRef(path, offset, length)
+
+
+_MAPS: dict[str, mmap.mmap] = {}
+
+
+def _map_file(path: str) -> mmap.mmap:
+    """Memory-map an external data file read-only, once per process."""
+    mapped = _MAPS.get(path)
+    if mapped is None:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""  # type: ignore[assignment]
+        _MAPS[path] = mapped  # type: ignore[assignment]
+    return mapped  # type: ignore[return-value]
+
+
+def _read_external(ref: ExternalRef, dtype: int, shape: tuple[int, ...]) -> np.ndarray:
+    """View an external tensor's bytes as an array without copying them."""
+    buf = _map_file(ref.path)
+    np_type = numpy_dtype(dtype)
+    if dtype in _FOUR_BIT or dtype == TensorProto.STRING:
+        raw = bytes(buf[ref.offset:ref.offset + ref.length])
+        proto = TensorProto(data_type=dtype, dims=shape, raw_data=raw)
+        return numpy_helper.to_array(proto)
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    arr = np.frombuffer(buf, dtype=np.dtype(np_type).newbyteorder("<"), count=count, offset=ref.offset)
+    return arr.reshape(shape)

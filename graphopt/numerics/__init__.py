@@ -1,0 +1,1 @@
+"""Numeric equivalence: seeded feeds, onnxruntime runs, dtype-aware comparison, the check."""

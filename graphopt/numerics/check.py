@@ -1,0 +1,54 @@
+"""The per-pass numeric equivalence check: the product's promise, as a pass-manager instrument."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphopt.errors import RuntimeCheckError
+from graphopt.ir.model import Model
+from graphopt.numerics.compare import Mismatch, compare_outputs, max_errors
+from graphopt.numerics.run import run_model
+from graphopt.pass_infra.base import PassResult
+from graphopt.pass_infra.manager import PassRecord
+
+
+@dataclass
+class NumericCheck:
+    """Compares each changed model's outputs with the original's reference outputs.
+
+    The reference is computed once; each check costs one onnxruntime session on the changed model.
+    """
+
+    feeds: dict[str, np.ndarray]
+    reference: dict[str, Any]
+    tolerance: tuple[float, float] | None = None
+    sessions: int = 0
+    failures: list[tuple[str, list[Mismatch]]] = field(default_factory=list)
+
+    def before_pass(self, record: PassRecord, model: Model) -> None:
+        """Nothing to do before a pass."""
+
+    def after_pass(self, record: PassRecord, model: Model, result: PassResult) -> str | None:
+        """Return a failure reason when the changed model no longer matches the reference."""
+        if not result.changed:
+            return None
+        return self.check(record, model)
+
+    def check(self, record: PassRecord, model: Model) -> str | None:
+        """Run ``model`` and compare; records max errors on ``record.checks['numeric']``."""
+        self.sessions += 1
+        try:
+            actual = run_model(model, self.feeds, what=f"model after pass {record.name!r}")
+        except RuntimeCheckError as exc:
+            record.checks["numeric"] = {"ok": False, "error": str(exc)}
+            return str(exc)
+        mismatches = compare_outputs(self.reference, actual, self.tolerance)
+        max_abs, max_rel = max_errors(self.reference, actual)
+        record.checks["numeric"] = {"ok": not mismatches, "max_abs": max_abs, "max_rel": max_rel}
+        if mismatches:
+            self.failures.append((record.name, mismatches))
+            return "numeric check failed: " + "; ".join(str(m) for m in mismatches[:3])
+        return None

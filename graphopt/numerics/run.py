@@ -1,0 +1,74 @@
+"""Running models with onnxruntime on the CPU, graph optimisations off (we test our rewrites,
+not ORT's)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.errors import RuntimeCheckError
+
+INLINE_LIMIT = 1_500_000_000  # above this a model is run from a temporary file with external data
+
+
+def session_options() -> Any:
+    """ORT options for checks: no graph optimisation, quiet logs, deterministic thread count."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1 if (os.cpu_count() or 1) <= 2 else 2
+    opts.inter_op_num_threads = 1
+    return opts
+
+
+def run_proto(proto: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray],
+              what: str = "model") -> dict[str, Any]:
+    """Run a model (proto or serialized bytes) and return its outputs by name."""
+    import onnxruntime as ort
+
+    data = proto if isinstance(proto, bytes) else proto.SerializeToString()
+    try:
+        session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise RuntimeCheckError(f"onnxruntime cannot load the {what}: {_first_line(exc)}") from None
+    return _run(session, feeds, what)
+
+
+def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> dict[str, Any]:
+    """Run an IR Model; huge models go through a temporary folder with external data."""
+    from graphopt.onnx_io.exporter import export_model
+    from graphopt.onnx_io.save import save_model
+
+    if model.const_bytes() < INLINE_LIMIT:
+        return run_proto(export_model(model), feeds, what)
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="graphopt-check-") as folder:
+        path = os.path.join(folder, "model.onnx")
+        save_model(model, path, external_data=True)
+        try:
+            session = ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RuntimeCheckError(f"onnxruntime cannot load the {what}: {_first_line(exc)}") from None
+        return _run(session, feeds, what)
+
+
+def _run(session: Any, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any]:
+    names = [o.name for o in session.get_outputs()]
+    wanted = {i.name for i in session.get_inputs()}
+    try:
+        values = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
+    except Exception as exc:
+        raise RuntimeCheckError(f"onnxruntime failed to run the {what}: {_first_line(exc)}") from None
+    return dict(zip(names, values))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:400] if text else type(exc).__name__

@@ -1,0 +1,273 @@
+"""ONNX ModelProto -> IR. Constant nodes become constants; names are resolved through nested scopes."""
+
+from __future__ import annotations
+
+import heapq
+import os
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto as A
+
+from graphopt.errors import ModelLoadError
+from graphopt.ir.attributes import Attr
+from graphopt.ir.graph import Graph
+from graphopt.ir.model import Model
+from graphopt.ir.node import Node
+from graphopt.ir.tensor import Tensor
+from graphopt.ir.value import Value
+from graphopt.onnx_io.types import read_type
+
+_CONSTANT_VALUE_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints",
+                         "value_string", "value_strings")
+
+
+def load_proto(path: str) -> onnx.ModelProto:
+    """Read a model file without its external data; every failure becomes a ModelLoadError."""
+    if not os.path.exists(path):
+        raise ModelLoadError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelLoadError(f"{path}: is a directory, expected an .onnx file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ModelLoadError(f"{path}: file is empty")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not a valid ONNX protobuf file ({exc})") from None
+    if not proto.HasField("graph") or not proto.opset_import:
+        raise ModelLoadError(f"{path}: not an ONNX model (no graph or no opset_import)")
+    return proto
+
+
+def load_model(path: str) -> Model:
+    """Load an .onnx file into the IR; external data is located and checked, not read."""
+    proto = load_proto(path)
+    return import_model(proto, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+
+
+def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: str = "<model>") -> Model:
+    """Build the IR for ``proto`` (which is not modified and may be dropped afterwards)."""
+    importer = _Importer(base_dir, source)
+    graph = importer.graph(proto.graph, [], ir_version=proto.ir_version)
+    return Model(
+        graph=graph,
+        opset_imports={o.domain: o.version for o in proto.opset_import},
+        ir_version=proto.ir_version,
+        producer_name=proto.producer_name,
+        producer_version=proto.producer_version,
+        domain=proto.domain,
+        model_version=proto.model_version,
+        doc_string=proto.doc_string,
+        metadata_props={p.key: p.value for p in proto.metadata_props},
+        functions=list(proto.functions),
+        training_info=list(proto.training_info),
+        base_dir=base_dir,
+    )
+
+
+class _Importer:
+    """Walks a GraphProto, resolving each input name to a Value in the current or an outer scope."""
+
+    def __init__(self, base_dir: str | None, source: str) -> None:
+        self.base_dir = base_dir
+        self.source = source
+
+    def graph(self, gp: onnx.GraphProto, outer: list[dict[str, Value]], *, ir_version: int = 10,
+              parent: Node | None = None) -> Graph:
+        graph = Graph(gp.name)
+        graph.doc_string = gp.doc_string
+        graph.parent = parent
+        graph.metadata_props = {p.key: p.value for p in getattr(gp, "metadata_props", [])}
+        scope: dict[str, Value] = {}
+        scopes = outer + [scope]
+        infos = {vi.name: vi for vi in gp.value_info}
+        input_names = {vi.name for vi in gp.input}
+        for vi in gp.input:
+            value = graph.add_input(Value(vi.name))
+            read_type(value, vi.type)
+            value.doc_string = vi.doc_string
+            self._define(scope, vi.name, value, "graph input")
+        for tp in gp.initializer:
+            tensor = Tensor.from_proto(tp, self.base_dir)
+            if tp.name in input_names:
+                graph.input_defaults[scope[tp.name]] = tensor
+            else:
+                self._define(scope, tp.name, graph.add_const(tensor, tp.name), "initializer")
+        for sp in gp.sparse_initializer:
+            value = Value(sp.values.name, dtype=sp.values.data_type, shape=tuple(sp.dims))
+            value.graph = graph
+            graph.sparse_consts[value] = sp
+            self._define(scope, sp.values.name, value, "sparse initializer")
+        for np_ in _in_topological_order(gp, scope):
+            self.node(np_, graph, scopes, scope)
+        for vi in list(gp.output):
+            graph.outputs.append(self._output(graph, vi, scopes, scope))
+        for name, vi in infos.items():
+            value = scope.get(name)
+            if value is None:
+                graph.extra_value_infos.append(vi)
+            elif value.dtype is None and value.type_proto is None:
+                read_type(value, vi.type)
+        return graph
+
+    def node(self, np_: onnx.NodeProto, graph: Graph, scopes: list[dict[str, Value]],
+             scope: dict[str, Value]) -> None:
+        inputs = [self._lookup(name, scopes, np_) if name else None for name in np_.input]
+        if np_.op_type == "Constant" and np_.domain in ("", "ai.onnx") and len(np_.output) == 1:
+            tensor = _constant_tensor(np_)
+            if tensor is not None:
+                self._define(scope, np_.output[0], graph.add_const(tensor, np_.output[0]), "Constant")
+                return
+        node = Node(np_.op_type, inputs, domain=np_.domain, name=np_.name,
+                    outputs=[Value(name) for name in np_.output], overload=np_.overload)
+        node.doc_string = np_.doc_string
+        node.metadata_props = {p.key: p.value for p in getattr(np_, "metadata_props", [])}
+        graph.append(node)
+        for ap in np_.attribute:
+            node.attrs[ap.name] = self.attribute(ap, scopes, node)
+        for out in node.outputs:
+            if out.name:
+                self._define(scope, out.name, out, f"output of {np_.op_type} node {np_.name!r}")
+
+    def attribute(self, ap: onnx.AttributeProto, scopes: list[dict[str, Value]], node: Node) -> Attr:
+        kind = ap.type
+        value: Any
+        if kind == A.FLOAT:
+            value = ap.f
+        elif kind == A.INT:
+            value = ap.i
+        elif kind == A.STRING:
+            value = ap.s.decode("utf-8", "surrogateescape")
+        elif kind == A.TENSOR:
+            value = Tensor.from_proto(ap.t, self.base_dir)
+        elif kind == A.GRAPH:
+            value = self.graph(ap.g, scopes, parent=node)
+        elif kind == A.FLOATS:
+            value = list(ap.floats)
+        elif kind == A.INTS:
+            value = list(ap.ints)
+        elif kind == A.STRINGS:
+            value = [s.decode("utf-8", "surrogateescape") for s in ap.strings]
+        elif kind == A.TENSORS:
+            value = [Tensor.from_proto(t, self.base_dir) for t in ap.tensors]
+        elif kind == A.GRAPHS:
+            value = [self.graph(g, scopes, parent=node) for g in ap.graphs]
+        elif kind == A.SPARSE_TENSOR:
+            value = ap.sparse_tensor
+        elif kind == A.SPARSE_TENSORS:
+            value = list(ap.sparse_tensors)
+        elif kind == A.TYPE_PROTO:
+            value = ap.tp
+        elif kind == A.TYPE_PROTOS:
+            value = list(ap.type_protos)
+        else:
+            value = None
+        return Attr(ap.name, kind, value, ap.ref_attr_name, ap.doc_string)
+
+    def _output(self, graph: Graph, vi: onnx.ValueInfoProto, scopes: list[dict[str, Value]],
+                scope: dict[str, Value]) -> Value:
+        value = scope.get(vi.name)
+        if value is None:  # a subgraph returning an outer value: give it a local Identity
+            outer = self._lookup(vi.name, scopes, None)
+            ident = Node("Identity", [outer], outputs=[Value(None)])
+            graph.append(ident)
+            value = ident.outputs[0]
+        if value.dtype is None and value.type_proto is None:
+            read_type(value, vi.type)
+        if value.producer is None and value.const is None and value.name != vi.name:
+            value.name = vi.name
+        value.doc_string = value.doc_string or vi.doc_string
+        return value
+
+    def _define(self, scope: dict[str, Value], name: str, value: Value, what: str) -> None:
+        if name in scope:
+            raise ModelLoadError(f"{self.source}: name {name!r} is defined twice ({what}); "
+                                 "the graph is not in SSA form")
+        scope[name] = value
+
+    def _lookup(self, name: str, scopes: list[dict[str, Value]], np_: onnx.NodeProto | None) -> Value:
+        for scope in reversed(scopes):
+            value = scope.get(name)
+            if value is not None:
+                return value
+        where = f"{np_.op_type} node {np_.name!r}" if np_ is not None else "a graph output"
+        raise ModelLoadError(f"{self.source}: {where} reads {name!r}, which is not defined before it "
+                             "(dangling input or nodes not in topological order)")
+
+
+def _in_topological_order(gp: onnx.GraphProto, defined: dict[str, Value]) -> list[onnx.NodeProto]:
+    """The graph's nodes, stably sorted when the file lists a node before what it reads."""
+    nodes = list(gp.node)
+    producer = {name: i for i, n in enumerate(nodes) for name in n.output if name}
+    reads = [[producer[name] for name in _names_read(n) if name in producer and name not in defined]
+             for n in nodes]
+    if all(j < i or j == i for i, deps in enumerate(reads) for j in deps):
+        return nodes
+
+
+    pending = [len(set(d) - {i}) for i, d in enumerate(reads)]
+    users: dict[int, list[int]] = {}
+    for i, deps in enumerate(reads):
+        for j in set(deps) - {i}:
+            users.setdefault(j, []).append(i)
+    ready = [i for i, p in enumerate(pending) if p == 0]
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users.get(i, []):
+            pending[user] -= 1
+            if pending[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) != len(nodes):
+        stuck = nodes[pending.index(max(pending))]
+        raise ModelLoadError(f"graph {gp.name!r} has a cycle through node {stuck.name!r} ({stuck.op_type})")
+    return [nodes[i] for i in order]
+
+
+def _names_read(node: onnx.NodeProto) -> list[str]:
+    """Names a node reads, including those read from inside its subgraphs."""
+    names = [n for n in node.input if n]
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == A.GRAPH else list(attr.graphs) if attr.type == A.GRAPHS else []
+        for g in graphs:
+            for inner in g.node:
+                names.extend(_names_read(inner))
+            names.extend(o.name for o in g.output)
+    return names
+
+
+def _constant_tensor(np_: onnx.NodeProto) -> Tensor | None:
+    """The tensor a Constant node produces, or None for kinds kept as nodes (sparse_value)."""
+    attrs = {a.name: a for a in np_.attribute}
+    if len(attrs) != 1:
+        return None
+    (name, ap), = attrs.items()
+    if name not in _CONSTANT_VALUE_ATTRS or ap.ref_attr_name:
+        return None
+    if name == "value":
+        return Tensor.from_proto(ap.t, None) if ap.t.data_location != onnx.TensorProto.EXTERNAL else None
+    return Tensor.from_proto(onnx.numpy_helper.from_array(_attr_array(name, ap)), None)
+
+
+def _attr_array(name: str, ap: onnx.AttributeProto) -> np.ndarray:
+    """The array a Constant node's value_* attribute denotes."""
+    if name == "value_float":
+        return np.array(ap.f, dtype=np.float32)
+    if name == "value_floats":
+        return np.array(list(ap.floats), dtype=np.float32)
+    if name == "value_int":
+        return np.array(ap.i, dtype=np.int64)
+    if name == "value_ints":
+        return np.array(list(ap.ints), dtype=np.int64)
+    if name == "value_string":
+        return np.array(ap.s.decode("utf-8", "surrogateescape"), dtype=object)
+    return np.array([s.decode("utf-8", "surrogateescape") for s in ap.strings], dtype=object)

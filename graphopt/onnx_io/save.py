@@ -1,0 +1,79 @@
+"""Writing models: atomic (temporary file + rename), deterministic, with optional external data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+import onnx
+
+from graphopt.errors import OutputWriteError
+from graphopt.ir.model import Model
+from graphopt.onnx_io.exporter import ExternalDataPlan, export_model
+
+PROTOBUF_LIMIT = 2**31 - 1
+AUTO_EXTERNAL_BYTES = 1_800_000_000  # leave headroom under protobuf's 2 GiB limit for the graph
+
+
+def serialize(proto: onnx.ModelProto) -> bytes:
+    """Deterministic bytes for a model (map fields sorted), so equal models give equal files."""
+    return proto.SerializeToString(deterministic=True)
+
+
+def save_model(model: Model, path: str, *, external_data: bool | None = None,
+               threshold: int = 1024) -> onnx.ModelProto:
+    """Write ``model`` to ``path`` atomically; large models (or ``external_data``) get a data file.
+
+    The data file is named ``<file>.data`` beside the output and never points at the input's data.
+    Returns the proto that was written (with external references, not payloads).
+    """
+    if external_data is None:
+        external_data = model.const_bytes() > AUTO_EXTERNAL_BYTES
+    plan = ExternalDataPlan(os.path.basename(path) + ".data", threshold) if external_data else None
+    proto = export_model(model, external=plan)
+    data = serialize(proto)
+    if len(data) > PROTOBUF_LIMIT:
+        raise OutputWriteError(f"{path}: the model is over 2 GiB even with external data")
+    folder = os.path.dirname(os.path.abspath(path))
+    with _atomic(path) as tmp_model:
+        if plan is not None and plan.entries:
+            with _atomic(os.path.join(folder, plan.location)) as tmp_data:
+                _write_data(plan, tmp_data)
+                _write_bytes(tmp_model, data)
+        else:
+            _write_bytes(tmp_model, data)
+    return proto
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _write_data(plan: ExternalDataPlan, path: str) -> None:
+    with open(path, "wb") as f:
+        for tensor, offset in plan.entries:
+            f.seek(offset)
+            f.write(tensor.raw_bytes())
+        f.truncate(plan.size)
+
+
+@contextmanager
+def _atomic(path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".graphopt-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: cannot write here ({exc.strerror})") from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: write failed ({exc.strerror})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,1 @@
+"""Pass infrastructure: the Pass protocol, registry, pipeline text, manager and instruments."""

@@ -1,0 +1,158 @@
+"""The pass manager: runs a parsed pipeline with instruments, fixed points and rollback."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from graphopt.errors import PassFailedError
+from graphopt.ir.clone import clone_model
+from graphopt.ir.model import Model
+from graphopt.pass_infra.base import PassResult
+from graphopt.pass_infra.pipeline import Fixpoint, PassStep, Step
+from graphopt.pass_infra.registry import DEFAULT_REGISTRY, PassRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PassRecord:
+    """What one run of one pass did."""
+
+    name: str
+    status: str = "unchanged"  # changed | unchanged | rolled-back | disabled
+    seconds: float = 0.0
+    nodes_before: int = 0
+    nodes_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    stats: dict[str, float] = field(default_factory=dict)
+    failure: str | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)  # passes that changed the model before this one
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON reports."""
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class PipelineReport:
+    """Every pass record plus warnings such as a fixed point that did not converge."""
+
+    pipeline: str
+    records: list[PassRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rolled_back(self) -> list[PassRecord]:
+        """Records of passes whose changes were undone."""
+        return [r for r in self.records if r.status == "rolled-back"]
+
+
+class Instrument(Protocol):
+    """Hooks around each pass. ``after_pass`` returns a failure reason to roll the pass back."""
+
+    def before_pass(self, record: PassRecord, model: Model) -> None: ...
+
+    def after_pass(self, record: PassRecord, model: Model, result: PassResult) -> str | None: ...
+
+
+@dataclass
+class PassManager:
+    """Runs pipeline steps on a model in place.
+
+    ``on_failure`` is ``"rollback"`` (undo the failing pass, record it, go on) or ``"raise"``.
+    """
+
+    steps: list[Step]
+    instruments: list[Any] = field(default_factory=list)
+    disabled: frozenset[str] = frozenset()
+    on_failure: str = "rollback"
+    registry: PassRegistry = DEFAULT_REGISTRY
+    progress: Callable[[PassRecord], None] | None = None
+    pipeline_text: str = ""
+
+    def run(self, model: Model) -> PipelineReport:
+        """Run every step; returns the report (the model is changed in place)."""
+        report = PipelineReport(self.pipeline_text)
+        self._run_steps(self.steps, model, report, [])
+        return report
+
+    def _run_steps(self, steps: list[Step], model: Model, report: PipelineReport,
+                   history: list[str]) -> bool:
+        changed = False
+        for step in steps:
+            if isinstance(step, Fixpoint):
+                changed |= self._run_fixpoint(step, model, report, history)
+            else:
+                changed |= self._run_pass(step, model, report, history)
+        return changed
+
+    def _run_fixpoint(self, step: Fixpoint, model: Model, report: PipelineReport,
+                      history: list[str]) -> bool:
+        any_change = False
+        for _ in range(step.max_iterations):
+            if not self._run_steps(step.steps, model, report, history):
+                return any_change
+            any_change = True
+        report.warnings.append(f"{step} did not converge within {step.max_iterations} iterations")
+        return any_change
+
+    def _run_pass(self, step: PassStep, model: Model, report: PipelineReport,
+                  history: list[str]) -> bool:
+        record = PassRecord(step.name, history=list(history))
+        report.records.append(record)
+        if step.name in self.disabled:
+            record.status = "disabled"
+            return False
+        pass_ = self.registry.create(step.name, step.options)
+        record.nodes_before, record.bytes_before = model.node_count(), model.const_bytes()
+        snapshot = clone_model(model) if self.on_failure == "rollback" else None
+        for inst in self.instruments:
+            inst.before_pass(record, model)
+        start = time.perf_counter()
+        failure, result = self._invoke(pass_, model, step)
+        record.seconds = time.perf_counter() - start
+        if result is not None:
+            record.stats = dict(result.stats)
+            record.status = "changed" if result.changed else "unchanged"
+            for inst in self.instruments:
+                if failure is None:
+                    failure = inst.after_pass(record, model, result)
+        record.nodes_after, record.bytes_after = model.node_count(), model.const_bytes()
+        if failure is not None:
+            return self._fail(record, model, snapshot, failure)
+        if self.progress is not None:
+            self.progress(record)
+        if record.status == "changed":
+            history.append(str(step))
+            return True
+        return False
+
+    def _invoke(self, pass_: Any, model: Model, step: PassStep) -> tuple[str | None, PassResult | None]:
+        try:
+            result = pass_.run(model)
+        except Exception as exc:
+            if self.on_failure == "raise":
+                raise
+            log.debug("pass %s raised:\n%s", step.name, traceback.format_exc())
+            return f"raised {type(exc).__name__}: {exc}", None
+        if not isinstance(result, PassResult):
+            raise TypeError(f"pass {step.name!r} returned {type(result).__name__}, expected PassResult")
+        return None, result
+
+    def _fail(self, record: PassRecord, model: Model, snapshot: Model | None, failure: str) -> bool:
+        record.failure = failure
+        if snapshot is None:
+            raise PassFailedError(f"pass {record.name!r} failed: {failure}")
+        model.__dict__.update(snapshot.__dict__)
+        record.status = "rolled-back"
+        record.nodes_after, record.bytes_after = record.nodes_before, record.bytes_before
+        log.warning("pass %s rolled back: %s", record.name, failure)
+        if self.progress is not None:
+            self.progress(record)
+        return False

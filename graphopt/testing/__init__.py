@@ -1,0 +1,1 @@
+"""Helpers for testing passes (hypothesis strategies and asserts arrive with issue 3)."""

@@ -1,0 +1,148 @@
+"""fold-constants: evaluate nodes whose inputs are constants, and shapes that inference proves static."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from graphopt import Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
+from graphopt.analyses.shapes import TypeInfo, apply_types, infer_types
+from graphopt.ir.tensor import onnx_dtype
+
+from .const_evaluators import EVALUATORS, shape_slice
+from .reference_eval import evaluate_with_reference
+
+log = logging.getLogger(__name__)
+
+STANDARD_DOMAINS = ("", "ai.onnx")
+STRING = 8  # onnx.TensorProto.STRING
+NEVER_FOLD = frozenset({
+    "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+    "Bernoulli", "If", "Loop", "Scan", "SequenceConstruct", "SequenceEmpty", "SequenceInsert",
+    "SequenceErase", "SequenceAt", "SequenceLength", "SplitToSequence", "ConcatFromSequence",
+    "Optional", "OptionalGetElement", "OptionalHasElement", "Constant",
+})
+
+
+@register_pass
+@dataclass
+class FoldConstants:
+    """Replace computable nodes by constants.
+
+    A node folds when every input is a constant (or, for Shape and Size, when inference proves the
+    shape static). Folding never makes the model larger: a result may take at most the bytes of the
+    constants that die with it plus ``growth_allowance`` bytes. Non-deterministic ops, ops holding
+    subgraphs, sequence ops and nodes of custom domains are never folded.
+    """
+
+    name: ClassVar[str] = "fold-constants"
+    growth_allowance: int = 64
+    max_output_bytes: int = 256 * 2**20
+    shapes: bool = True
+    _inferred: dict[Value, TypeInfo] = field(default_factory=dict, init=False, repr=False)
+
+    def run(self, model: Model) -> PassResult:
+        stats: Counter = Counter()
+        inferred = infer_types(model) if self.shapes else {}
+        stats["types_refined"] = apply_types(model, inferred)
+        self._inferred = inferred
+        for graph in list(model.graph.all_graphs()):
+            for node in graph:
+                self._try_fold(node, graph, model.opset, stats)
+        changed = stats["folded"] > 0
+        return PassResult(changed, {k: v for k, v in sorted(stats.items()) if v})
+
+    def _try_fold(self, node: Node, graph: Graph, opset: int, stats: Counter) -> None:
+        if node.domain not in STANDARD_DOMAINS or node.op_type in NEVER_FOLD:
+            return
+        if any(out.type_proto is not None for out in node.outputs):
+            return
+        arrays = self._static_shape(node) if node.op_type in ("Shape", "Size") else None
+        if arrays is None:
+            if not node.inputs or any(v is not None and v.const is None for v in node.inputs):
+                return
+            if any(v is not None and v.const.dtype == STRING and v.const.size > 4096
+                   for v in node.inputs):
+                return  # large string tensors: leave them alone
+            if self._too_big_to_try(node):
+                stats["skipped_size"] += 1
+                return
+            arrays = _evaluate(node, opset, stats)
+            if arrays is None:
+                return
+        if not self._fits(node, arrays):
+            stats["skipped_size"] += 1
+            return
+        _replace_with_constants(node, graph, arrays)
+        stats["folded"] += 1
+        stats[f"folded_{node.op_type}"] += 1
+
+    def _static_shape(self, node: Node) -> list[np.ndarray] | None:
+        src = node.inputs[0] if node.inputs else None
+        if src is None or src.shape is None:
+            return None
+        if src not in self._inferred and not src.is_graph_input and src.const is None:
+            return None  # a declared value_info shape is never trusted for folding
+        if node.op_type == "Size":
+            if src.static_shape is None:
+                return None
+            return [np.array(int(np.prod(src.static_shape, dtype=np.int64)), dtype=np.int64)]
+        dims = np.array([d if isinstance(d, int) else -1 for d in src.shape], dtype=np.int64)
+        part = shape_slice(dims, node.attr("start", 0), node.attr("end"))
+        return None if np.any(part < 0) else [part]
+
+    def _too_big_to_try(self, node: Node) -> bool:
+        """Skip evaluation early when inference already says the output is too large."""
+        for out in node.outputs:
+            shape = out.static_shape
+            if shape is not None and out.dtype not in (None, 0, STRING):
+                if Tensor(out.dtype, shape).nbytes > self._budget(node):
+                    return True
+        return False
+
+    def _budget(self, node: Node) -> int:
+        """Bytes a fold may create: what dies with the node, plus the allowance, capped."""
+        dying = {id(v): v for v in node.inputs
+                 if v is not None and v.const is not None and v.consumers() == [node]
+                 and not v.is_graph_output}
+        freed = sum(v.const.nbytes for v in dying.values())  # type: ignore[union-attr]
+        return min(freed + self.growth_allowance, self.max_output_bytes)
+
+    def _fits(self, node: Node, arrays: list[np.ndarray]) -> bool:
+        return sum(a.nbytes for a in arrays) <= self._budget(node)
+
+
+def _evaluate(node: Node, opset: int, stats: Counter) -> list[np.ndarray] | None:
+    """Evaluate a node on its constant inputs; None (counted by reason) when it cannot be done."""
+    inputs = [v.const.numpy() if v is not None and v.const is not None else None for v in node.inputs]
+    fn = EVALUATORS.get(node.op_type)
+    try:
+        with np.errstate(all="ignore"):
+            outputs = fn(node, inputs, opset) if fn is not None else None
+    except Exception as exc:  # an evaluator refusing an edge case; the reference may still do it
+        log.debug("numpy evaluator for %s declined: %s", node.op_type, exc)
+        outputs = None
+    if outputs is None:
+        outputs = evaluate_with_reference(node, inputs, opset)
+        stats["reference_evaluations"] += 1
+    if outputs is None or len(outputs) != len(node.outputs):
+        stats["not_evaluable"] += 1
+        return None
+    for out, arr in zip(node.outputs, outputs):
+        if out.dtype is not None and arr.dtype != object and onnx_dtype(arr.dtype) != out.dtype:
+            stats["dtype_mismatch"] += 1
+            return None
+    return [np.asarray(a) for a in outputs]
+
+
+def _replace_with_constants(node: Node, graph: Graph, arrays: list[np.ndarray]) -> None:
+    for out, arr in zip(node.outputs, arrays):
+        dtype = out.dtype if out.dtype is not None else None
+        tensor = Tensor.from_array(arr, dtype if arr.dtype == object else None)
+        const: Value = graph.add_const(tensor, None)
+        replace_all_uses_with(out, const)
+    graph.remove(node, safe=False)

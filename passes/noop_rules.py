@@ -1,0 +1,161 @@
+"""Which nodes are provably no-ops: their first output always equals one of their inputs."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from graphopt import Node
+
+INT64_MAX_HALF = 2**62
+
+NoopRule = Callable[[Node, int], "int | None"]
+
+
+def const_ints(node: Node, index: int) -> list[int] | None:
+    """Input ``index`` as a list of ints when it is a constant, else None."""
+    if index >= len(node.inputs) or node.inputs[index] is None:
+        return None
+    value = node.inputs[index]
+    if value is None or value.const is None:
+        return None
+    return [int(v) for v in np.asarray(value.const.numpy()).reshape(-1)]
+
+
+def _identity(node: Node, opset: int) -> int | None:
+    return 0
+
+
+def _dropout(node: Node, opset: int) -> int | None:
+    if any(out.num_uses or out.is_graph_output for out in node.outputs[1:]):
+        return None
+    if opset < 7 and not node.attr("is_test", 0):
+        return None
+    if opset >= 12:
+        if len(node.inputs) > 2 and node.inputs[2] is not None:
+            mode = const_ints(node, 2)
+            if mode is None or any(mode):
+                return None
+    return 0
+
+
+def _cast(node: Node, opset: int) -> int | None:
+    src = node.inputs[0]
+    return 0 if src is not None and src.dtype is not None and src.dtype == node.attr("to") else None
+
+
+def _cast_like(node: Node, opset: int) -> int | None:
+    src, like = node.inputs[0], node.inputs[1]
+    if src is None or like is None or src.dtype is None:
+        return None
+    return 0 if src.dtype == like.dtype else None
+
+
+def _transpose(node: Node, opset: int) -> int | None:
+    perm = node.attr("perm")
+    src = node.inputs[0]
+    if perm is None:
+        return 0 if src is not None and src.rank is not None and src.rank <= 1 else None
+    return 0 if list(perm) == list(range(len(perm))) else None
+
+
+def _reshape(node: Node, opset: int) -> int | None:
+    src = node.inputs[0]
+    target = const_ints(node, 1) if opset >= 5 else node.attr("shape")
+    if src is None or src.shape is None or target is None or len(target) != len(src.shape):
+        return None
+    allowzero = bool(node.attr("allowzero", 0))
+    wildcard = 0
+    for want, have in zip(target, src.shape):
+        if want == -1:
+            wildcard += 1
+        elif want == 0 and not allowzero:
+            continue
+        elif want != have:
+            return None
+    return 0 if wildcard <= 1 else None
+
+
+def _pad(node: Node, opset: int) -> int | None:
+    pads = const_ints(node, 1) if opset >= 11 else node.attr("pads", node.attr("paddings"))
+    return 0 if pads is not None and not any(pads) else None
+
+
+def _expand(node: Node, opset: int) -> int | None:
+    src, shape = node.inputs[0], const_ints(node, 1)
+    if src is None or src.shape is None or shape is None or len(shape) > len(src.shape):
+        return None
+    for want, have in zip(reversed(shape), reversed(src.shape)):
+        if want != 1 and want != have:
+            return None
+    return 0
+
+
+def _slice(node: Node, opset: int) -> int | None:
+    src = node.inputs[0]
+    if src is None or src.shape is None:
+        return None
+    if opset >= 10:
+        starts, ends = const_ints(node, 1), const_ints(node, 2)
+        axes = const_ints(node, 3) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+        steps = const_ints(node, 4) if len(node.inputs) > 4 and node.inputs[4] is not None else None
+        if (len(node.inputs) > 3 and node.inputs[3] is not None and axes is None) or \
+                (len(node.inputs) > 4 and node.inputs[4] is not None and steps is None):
+            return None
+    else:
+        starts, ends, axes, steps = node.attr("starts"), node.attr("ends"), node.attr("axes"), None
+    if starts is None or ends is None:
+        return None
+    axes = axes if axes is not None else list(range(len(starts)))
+    steps = steps if steps is not None else [1] * len(starts)
+    rank = len(src.shape)
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        dim = src.shape[axis + rank if axis < 0 else axis]
+        if step != 1:
+            return None
+        full_start = start == 0 or (isinstance(dim, int) and start <= -dim)
+        full_end = end >= INT64_MAX_HALF or (isinstance(dim, int) and end >= dim)
+        if not (full_start and full_end):
+            return None
+    return 0
+
+
+def _single_input(node: Node, opset: int) -> int | None:
+    return 0 if len(node.inputs) == 1 and node.inputs[0] is not None else None
+
+
+NOOP_RULES: dict[str, NoopRule] = {
+    "Identity": _identity,
+    "Dropout": _dropout,
+    "Cast": _cast,
+    "CastLike": _cast_like,
+    "Transpose": _transpose,
+    "Reshape": _reshape,
+    "Pad": _pad,
+    "Expand": _expand,
+    "Slice": _slice,
+    "Concat": _single_input,
+    "Sum": _single_input,
+    "Max": _single_input,
+    "Min": _single_input,
+    "Mean": _single_input,
+}
+
+
+def noop_source(node: Node, opset: int) -> int | None:
+    """Index of the input that the node's first output always equals, or None."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    rule = NOOP_RULES.get(node.op_type)
+    if rule is None or not node.inputs or node.inputs[0] is None:
+        return None
+    if any(out.num_uses or out.is_graph_output for out in node.outputs[1:]):
+        return None
+    out, src_index = node.outputs[0], rule(node, opset)
+    if src_index is None:
+        return None
+    src = node.inputs[src_index]
+    if src is None or (out.dtype is not None and src.dtype is not None and out.dtype != src.dtype):
+        return None
+    return src_index

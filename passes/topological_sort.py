@@ -1,0 +1,75 @@
+"""topological-sort: a stable topological order (nodes already in order never move)."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import ClassVar
+
+from graphopt import Graph, Model, Node, PassResult, Value, register_pass
+
+
+@register_pass
+@dataclass
+class TopologicalSort:
+    """Reorder nodes so every value is defined before use, keeping the current order where valid.
+
+    Ties are broken by current position, so a sorted graph is left exactly as it is. A node holding
+    subgraphs depends on every outer value its subgraphs read.
+    """
+
+    name: ClassVar[str] = "topological-sort"
+
+    def run(self, model: Model) -> PassResult:
+        moved = sum(sort_graph(g) for g in list(model.graph.all_graphs()))
+        return PassResult(moved > 0, {"nodes_moved": moved})
+
+
+def sort_graph(graph: Graph) -> int:
+    """Sort one graph in place; returns how many nodes changed position."""
+    nodes = graph.nodes
+    index = {node: i for i, node in enumerate(nodes)}
+    deps: dict[Node, set[Node]] = {n: set() for n in nodes}
+    users: dict[Node, list[Node]] = {n: [] for n in nodes}
+    for node in nodes:
+        for value in _reads(node):
+            producer = _local_producer(value, graph, index)
+            if producer is not None and producer is not node and producer not in deps[node]:
+                deps[node].add(producer)
+                users[producer].append(node)
+    pending = {n: len(d) for n, d in deps.items()}
+    ready = [index[n] for n in nodes if not pending[n]]
+    heapq.heapify(ready)
+    order: list[Node] = []
+    while ready:
+        node = nodes[heapq.heappop(ready)]
+        order.append(node)
+        for user in users[node]:
+            pending[user] -= 1
+            if not pending[user]:
+                heapq.heappush(ready, index[user])
+    if len(order) != len(nodes):
+        stuck = [n for n in nodes if pending[n]][:3]
+        raise ValueError(f"graph {graph.name!r} has a cycle through {stuck}")
+    moved = sum(1 for a, b in zip(order, nodes) if a is not b)
+    if moved:
+        graph.reorder(order)
+    return moved
+
+
+def _reads(node: Node) -> list[Value]:
+    """Values a node reads directly or through its subgraphs (outer-scope captures)."""
+    values = [v for v in node.inputs if v is not None]
+    for sub in node.subgraphs():
+        for inner in sub.all_nodes():
+            values.extend(v for v in inner.inputs if v is not None)
+    return values
+
+
+def _local_producer(value: Value, graph: Graph, index: dict[Node, int]) -> Node | None:
+    """The node of ``graph`` that defines ``value`` (directly or as the parent of its subgraph)."""
+    producer = value.producer
+    while producer is not None and producer not in index:
+        holder = producer.graph.parent if producer.graph is not None else None
+        producer = holder
+    return producer
