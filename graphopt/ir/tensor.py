@@ -56,7 +56,7 @@ class ExternalRef:
 class Tensor:
     """An immutable tensor value; see the module docstring for the three backings."""
 
-    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "doc_string")
+    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "_encoded", "doc_string")
 
     def __init__(
         self,
@@ -66,6 +66,7 @@ class Tensor:
         array: np.ndarray | None = None,
         proto: TensorProto | None = None,
         external: ExternalRef | None = None,
+        encoded: memoryview | None = None,
         doc_string: str = "",
     ) -> None:
         self.dtype = dtype
@@ -73,6 +74,7 @@ class Tensor:
         self._array = array
         self._proto = proto
         self._external = external
+        self._encoded = encoded  # the full serialized TensorProto, still in the input file's bytes
         self.doc_string = doc_string
 
     @classmethod
@@ -92,6 +94,27 @@ class Tensor:
                        doc_string=proto.doc_string)
         return cls(proto.data_type, shape, proto=proto, doc_string=proto.doc_string)
 
+    @classmethod
+    def from_encoded(cls, header: TensorProto, encoded: memoryview, base_dir: str | None) -> Tensor:
+        """Wrap a serialized TensorProto (``header`` holds its non-payload fields) without decoding it."""
+        if header.data_location == TensorProto.EXTERNAL:
+            return cls.from_proto(header, base_dir)
+        tensor = cls(header.data_type, tuple(header.dims), proto=header, encoded=encoded,
+                     doc_string=header.doc_string)
+        return tensor
+
+    def encoded_as(self, name: str) -> memoryview | None:
+        """The original serialized bytes when they can be written as they are under ``name``."""
+        if self._encoded is not None and self._proto is not None and self._proto.name == name:
+            return self._encoded
+        return None
+
+    def _full_proto(self) -> TensorProto | None:
+        """The complete TensorProto for proto-backed tensors (decoding the payload if still encoded)."""
+        if self._encoded is not None:
+            return TensorProto.FromString(bytes(self._encoded))
+        return self._proto
+
     @property
     def size(self) -> int:
         """Number of elements."""
@@ -101,8 +124,9 @@ class Tensor:
     def nbytes(self) -> int:
         """Bytes of the payload, computed from dtype and shape only (strings: from the proto)."""
         if self.dtype == TensorProto.STRING:
-            if self._proto is not None:
-                return sum(len(s) for s in self._proto.string_data)
+            full = self._full_proto()
+            if full is not None:
+                return sum(len(s) for s in full.string_data)
             return sum(len(str(s)) for s in self.numpy().flat)
         return int(np.ceil(self.size * element_size(self.dtype)))
 
@@ -118,16 +142,19 @@ class Tensor:
         if self._external is not None:
             arr = _read_external(self._external, self.dtype, self.shape)
         else:
-            assert self._proto is not None
-            arr = numpy_helper.to_array(self._proto)
+            full = self._full_proto()
+            assert full is not None
+            arr = numpy_helper.to_array(full)
         arr.setflags(write=False)
         return arr
 
     def to_proto(self, name: str | None = None) -> TensorProto:
         """A TensorProto carrying the full payload under ``name`` (None keeps the imported name)."""
-        if self._proto is not None:
-            out = TensorProto()
-            out.CopyFrom(self._proto)
+        full = self._full_proto()
+        if full is not None:
+            out = full if self._encoded is not None else TensorProto()
+            if out is not full:
+                out.CopyFrom(full)
             if name is not None:
                 out.name = name
             return out
@@ -143,8 +170,9 @@ class Tensor:
         if self._external is not None:
             return _map_file(self._external.path)[self._external.offset:
                                                    self._external.offset + self._external.length]
-        if self._proto is not None and self._proto.HasField("raw_data"):
-            return self._proto.raw_data
+        full = self._full_proto()
+        if full is not None and full.HasField("raw_data"):
+            return full.raw_data
         return self.to_proto("").raw_data or numpy_helper.tobytes_little_endian(
             np.asarray(self.numpy()))
 

@@ -42,11 +42,10 @@ def run_proto(proto: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray],
 
 def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> dict[str, Any]:
     """Run an IR Model; huge models go through a temporary folder with external data."""
-    from graphopt.onnx_io.exporter import export_model
-    from graphopt.onnx_io.save import save_model
+    from graphopt.onnx_io.save import model_bytes, save_model
 
     if model.const_bytes() < INLINE_LIMIT:
-        return run_proto(export_model(model), feeds, what)
+        return run_proto(model_bytes(model), feeds, what)
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="graphopt-check-") as folder:

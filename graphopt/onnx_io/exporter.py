@@ -47,7 +47,25 @@ def export_with_names(model: Model, *, external: ExternalDataPlan | None = None,
     tensors become typed graph inputs without data, value_info of intermediates is left out, and the
     main graph's outputs carry no declared type: only what can be inferred from inputs is inferred.
     """
+    proto, names, _ = _export(model, external, skeleton, defer=False)
+    return proto, names
+
+
+def export_parts(model: Model, *, external: ExternalDataPlan | None = None
+                 ) -> tuple[onnx.ModelProto, list[bytes | memoryview]]:
+    """Export with the main graph's initializers left out of the proto, as serialized parts.
+
+    Unchanged weights come back as views of the input file's bytes: nothing is decoded or copied
+    until ``wire.write_model`` writes them.
+    """
+    proto, _, parts = _export(model, external, False, defer=True)
+    return proto, parts
+
+
+def _export(model: Model, external: ExternalDataPlan | None, skeleton: bool, defer: bool
+            ) -> tuple[onnx.ModelProto, dict[Value, str], list[bytes | memoryview]]:
     exporter = _Exporter(model, external, skeleton)
+    exporter.deferred = [] if defer else None
     proto = _make(onnx.ModelProto, ir_version=model.ir_version, producer_name=model.producer_name,
                   producer_version=model.producer_version, domain=model.domain,
                   model_version=model.model_version, doc_string=model.doc_string)
@@ -58,7 +76,7 @@ def export_with_names(model: Model, *, external: ExternalDataPlan | None = None,
     proto.graph.CopyFrom(exporter.graph(model.graph, main=True))
     proto.functions.extend(model.functions)
     proto.training_info.extend(model.training_info)
-    return proto, exporter.names
+    return proto, exporter.names, exporter.deferred or []
 
 
 def _make(cls: type, **fields: object) -> object:
@@ -91,6 +109,7 @@ class _Exporter:
     def __init__(self, model: Model, external: ExternalDataPlan | None, skeleton: bool = False) -> None:
         self.external = external
         self.skeleton = skeleton
+        self.deferred: list[bytes | memoryview] | None = None
         self.inline_consts = model.ir_version < 4  # initializers must then also be graph inputs
         self.names: dict[Value, str] = {}
         self.gen = NameGenerator()
@@ -131,12 +150,12 @@ class _Exporter:
             if self.skeleton and main and not _small_int(value):
                 gp.input.append(self._info(value))
             elif main and not self.inline_consts and not value.is_graph_output:
-                gp.initializer.append(self._initializer(value.const, name))
+                self._add_initializer(gp, value.const, name)
             else:
                 constant_nodes.append(onnx.helper.make_node(
                     "Constant", [], [name], value=value.const.to_proto(name)))
         for value, tensor in graph.input_defaults.items():
-            gp.initializer.append(self._initializer(tensor, self.names[value]))
+            self._add_initializer(gp, tensor, self.names[value])
         gp.sparse_initializer.extend(graph.sparse_consts.values())
         gp.node.extend(constant_nodes)
         gp.node.extend(self.node(n) for n in graph)
@@ -158,6 +177,14 @@ class _Exporter:
     def _info(self, value: Value) -> onnx.ValueInfoProto:
         name = self.names[value]
         return make_value_info(name, value) or onnx.ValueInfoProto(name=name)
+
+    def _add_initializer(self, gp: onnx.GraphProto, tensor: Tensor, name: str) -> None:
+        if self.deferred is None:
+            gp.initializer.append(self._initializer(tensor, name))
+            return
+        encoded = tensor.encoded_as(name) if self.external is None else None
+        self.deferred.append(encoded if encoded is not None
+                             else self._initializer(tensor, name).SerializeToString())
 
     def _initializer(self, tensor: Tensor, name: str) -> onnx.TensorProto:
         plan = self.external

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import mmap
 import os
 from typing import Any
 
@@ -19,6 +20,7 @@ from graphopt.ir.node import Node
 from graphopt.ir.tensor import Tensor
 from graphopt.ir.value import Value
 from graphopt.onnx_io.types import read_type
+from graphopt.onnx_io.wire import RawTensor, WireError, split_model
 
 _CONSTANT_VALUE_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints",
                          "value_string", "value_strings")
@@ -26,17 +28,12 @@ _CONSTANT_VALUE_ATTRS = ("value", "value_float", "value_floats", "value_int", "v
 
 def load_proto(path: str) -> onnx.ModelProto:
     """Read a model file without its external data; every failure becomes a ModelLoadError."""
-    if not os.path.exists(path):
-        raise ModelLoadError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ModelLoadError(f"{path}: is a directory, expected an .onnx file")
+    load_proto_checks(path)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
-    if not data:
-        raise ModelLoadError(f"{path}: file is empty")
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
@@ -48,15 +45,52 @@ def load_proto(path: str) -> onnx.ModelProto:
 
 
 def load_model(path: str) -> Model:
-    """Load an .onnx file into the IR; external data is located and checked, not read."""
-    proto = load_proto(path)
-    return import_model(proto, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+    """Load an .onnx file into the IR without decoding weights.
+
+    The file is memory-mapped and the main graph's initializers stay encoded in it (see wire.py);
+    external data is located and checked, not read.
+    """
+    base_dir = os.path.dirname(os.path.abspath(path))
+    buf = _map(path)
+    try:
+        proto, raws = split_model(buf)
+    except (WireError, DecodeError, RuntimeError, ValueError):
+        proto = load_proto(path)  # let the full parser produce the error message, or succeed
+        return import_model(proto, base_dir=base_dir, source=path)
+    if not proto.HasField("graph") or not proto.opset_import:
+        raise ModelLoadError(f"{path}: not an ONNX model (no graph or no opset_import)")
+    return import_model(proto, base_dir=base_dir, source=path, raw_initializers=raws)
 
 
-def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: str = "<model>") -> Model:
-    """Build the IR for ``proto`` (which is not modified and may be dropped afterwards)."""
+def _map(path: str) -> memoryview:
+    """The file's bytes, memory-mapped read-only (kept alive by the tensors that view it)."""
+    load_proto_checks(path)
+    with open(path, "rb") as f:
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def load_proto_checks(path: str) -> None:
+    """Refuse a missing file, a directory or an empty file with a one-line reason."""
+    if not os.path.exists(path):
+        raise ModelLoadError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelLoadError(f"{path}: is a directory, expected an .onnx file")
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    if size == 0:
+        raise ModelLoadError(f"{path}: file is empty")
+
+
+def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: str = "<model>",
+                 raw_initializers: list[RawTensor] | None = None) -> Model:
+    """Build the IR for ``proto`` (which is not modified and may be dropped afterwards).
+
+    ``raw_initializers`` are main-graph initializers still encoded (from ``wire.split_model``).
+    """
     importer = _Importer(base_dir, source)
-    graph = importer.graph(proto.graph, [], ir_version=proto.ir_version)
+    graph = importer.graph(proto.graph, [], ir_version=proto.ir_version, raws=raw_initializers or [])
     return Model(
         graph=graph,
         opset_imports={o.domain: o.version for o in proto.opset_import},
@@ -81,7 +115,7 @@ class _Importer:
         self.source = source
 
     def graph(self, gp: onnx.GraphProto, outer: list[dict[str, Value]], *, ir_version: int = 10,
-              parent: Node | None = None) -> Graph:
+              parent: Node | None = None, raws: list[RawTensor] | None = None) -> Graph:
         graph = Graph(gp.name)
         graph.doc_string = gp.doc_string
         graph.parent = parent
@@ -95,12 +129,14 @@ class _Importer:
             read_type(value, vi.type)
             value.doc_string = vi.doc_string
             self._define(scope, vi.name, value, "graph input")
-        for tp in gp.initializer:
-            tensor = Tensor.from_proto(tp, self.base_dir)
-            if tp.name in input_names:
-                graph.input_defaults[scope[tp.name]] = tensor
+        initializers = [(tp.name, Tensor.from_proto(tp, self.base_dir)) for tp in gp.initializer]
+        initializers += [(r.header.name, Tensor.from_encoded(r.header, r.data, self.base_dir))
+                         for r in raws or []]
+        for name, tensor in initializers:
+            if name in input_names:
+                graph.input_defaults[scope[name]] = tensor
             else:
-                self._define(scope, tp.name, graph.add_const(tensor, tp.name), "initializer")
+                self._define(scope, name, graph.add_const(tensor, name), "initializer")
         for sp in gp.sparse_initializer:
             value = Value(sp.values.name, dtype=sp.values.data_type, shape=tuple(sp.dims))
             value.graph = graph

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ import onnx
 
 from graphopt.errors import OutputWriteError
 from graphopt.ir.model import Model
-from graphopt.onnx_io.exporter import ExternalDataPlan, export_model
+from graphopt.onnx_io.exporter import ExternalDataPlan, export_parts
+from graphopt.onnx_io.wire import write_model
 
 PROTOBUF_LIMIT = 2**31 - 1
 AUTO_EXTERNAL_BYTES = 1_800_000_000  # leave headroom under protobuf's 2 GiB limit for the graph
@@ -20,6 +22,14 @@ AUTO_EXTERNAL_BYTES = 1_800_000_000  # leave headroom under protobuf's 2 GiB lim
 def serialize(proto: onnx.ModelProto) -> bytes:
     """Deterministic bytes for a model (map fields sorted), so equal models give equal files."""
     return proto.SerializeToString(deterministic=True)
+
+
+def model_bytes(model: Model) -> bytes:
+    """The serialized model, built the same way save_model writes it (weights copied once)."""
+    proto, parts = export_parts(model)
+    buffer = io.BytesIO()
+    write_model(buffer, proto, parts)
+    return buffer.getvalue()
 
 
 def save_model(model: Model, path: str, *, external_data: bool | None = None,
@@ -32,24 +42,23 @@ def save_model(model: Model, path: str, *, external_data: bool | None = None,
     if external_data is None:
         external_data = model.const_bytes() > AUTO_EXTERNAL_BYTES
     plan = ExternalDataPlan(os.path.basename(path) + ".data", threshold) if external_data else None
-    proto = export_model(model, external=plan)
-    data = serialize(proto)
-    if len(data) > PROTOBUF_LIMIT:
-        raise OutputWriteError(f"{path}: the model is over 2 GiB even with external data")
+    proto, parts = export_parts(model, external=plan)
+    if proto.ByteSize() + sum(len(p) + 16 for p in parts) > PROTOBUF_LIMIT:
+        raise OutputWriteError(f"{path}: the model is over 2 GiB; write it with --external-data")
     folder = os.path.dirname(os.path.abspath(path))
     with _atomic(path) as tmp_model:
         if plan is not None and plan.entries:
             with _atomic(os.path.join(folder, plan.location)) as tmp_data:
                 _write_data(plan, tmp_data)
-                _write_bytes(tmp_model, data)
+                _write_model(tmp_model, proto, parts)
         else:
-            _write_bytes(tmp_model, data)
+            _write_model(tmp_model, proto, parts)
     return proto
 
 
-def _write_bytes(path: str, data: bytes) -> None:
+def _write_model(path: str, proto: onnx.ModelProto, parts: list[bytes | memoryview]) -> None:
     with open(path, "wb") as f:
-        f.write(data)
+        write_model(f, proto, parts)
 
 
 def _write_data(plan: ExternalDataPlan, path: str) -> None:
