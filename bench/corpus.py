@@ -54,6 +54,13 @@ class InputSpec:
             out["range"] = list(self.range)
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputSpec:
+        """Inverse of to_json, for reading a manifest."""
+        rng = data.get("range")
+        return cls(data["name"], data["dtype"], list(data["shape"]), data.get("value"),
+                   tuple(rng) if rng else None)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -76,7 +83,7 @@ def _wheel(requirement: str, member: str) -> Builder:
 
 def _torch(export: Callable[..., tuple[str, list[np.ndarray]]], **kwargs: Any) -> Builder:
     """Builder that exports a transformers model with torch."""
-    def build(dest: Path, downloads: Path, feeds: dict[str, np.ndarray]) -> tuple[str, None, list[np.ndarray]]:
+    def build(dest: Path, downloads: Path, feeds: dict[str, np.ndarray]) -> tuple[str, None, Any]:
         source, ref = export(dest=dest, feeds=feeds, **kwargs)
         return source, None, ref
     return build
@@ -215,7 +222,8 @@ def build_one(spec: ModelSpec, out_dir: Path, downloads: Path, old: dict[str, An
     if path.exists() and not force:
         if old and old.get("size_bytes") == path.stat().st_size:
             return old, "cached"
-        return verify(spec, path, out_dir, old["source"] if old else "unknown (built earlier)", None, None), "reverified"
+        source = old["source"] if old else "unknown (built by an earlier run)"
+        return verify(spec, path, out_dir, source, None, None), "reverified"
     source, note, reference = spec.build(path, downloads, make_feeds(spec.inputs))
     try:
         return verify(spec, path, out_dir, source, note, reference), "built"

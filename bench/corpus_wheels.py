@@ -30,7 +30,7 @@ def fetch_wheel(requirement: str, downloads: Path) -> Path:
             raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
         cached = sorted(downloads.glob(pattern))
     if not cached:
-        raise FileNotFoundError(f"pip download of {requirement} produced no file matching {pattern} in {downloads}")
+        raise FileNotFoundError(f"pip download of {requirement} left no {pattern} in {downloads}")
     return cached[-1]
 
 
