@@ -68,8 +68,17 @@ class OptimizeResult:
 
 
 def op_histogram(model: Model) -> Counter:
-    """Node count per (qualified) op type, subgraphs included."""
-    return Counter(n.qualified_type for n in model.graph.all_nodes())
+    """Node count per (qualified) op type as the model would be written, subgraphs included.
+
+    Constants that export writes as Constant nodes (inside subgraphs, graph outputs) count as such.
+    """
+    counts = Counter(n.qualified_type for n in model.graph.all_nodes())
+    for graph in model.graph.all_graphs():
+        main = graph is model.graph and model.ir_version >= 4
+        as_nodes = len(graph.consts) if not main else sum(v.is_graph_output for v in graph.consts)
+        if as_nodes:
+            counts["Constant"] += as_nodes
+    return counts
 
 
 def as_model(source: Model | onnx.ModelProto | str | os.PathLike) -> Model:
@@ -101,7 +110,7 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     for name in [*pass_names(steps), *opts.disable]:
         DEFAULT_REGISTRY.get(name)  # fail early, before any work, on an unknown name
     model = as_model(source)
-    ops_before = op_histogram(model)
+    ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
     checker = _make_checker(model, opts) if opts.check != "off" else None
     original = clone_model(model) if opts.check == "final" else None
     instruments: list[Any] = [VerifyIR()] if opts.verify else []

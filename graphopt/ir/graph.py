@@ -201,10 +201,12 @@ class Graph:
 
     def all_graphs(self) -> Iterator[Graph]:
         """This graph and every nested subgraph, depth first."""
-        yield self
-        for node in self:
-            for sub in node.subgraphs():
-                yield from sub.all_graphs()
+        stack: list[Graph] = [self]
+        while stack:
+            graph = stack.pop()
+            yield graph
+            nested = [sub for node in graph for sub in node.subgraphs()]
+            stack.extend(reversed(nested))
 
     def all_nodes(self) -> Iterator[Node]:
         """Every node of this graph and of its subgraphs."""

@@ -28,6 +28,7 @@ class Model:
     functions: list[Any] = field(default_factory=list)  # onnx.FunctionProto, opaque
     training_info: list[Any] = field(default_factory=list)  # onnx.TrainingInfoProto, opaque
     base_dir: str | None = None  # folder against which external data was resolved
+    source_ops: dict[str, int] = field(default_factory=dict)  # node count per op type in the file
 
     @property
     def opset(self) -> int:

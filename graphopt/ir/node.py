@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from graphopt.errors import IRError
 from graphopt.ir.attributes import Attr, infer_attr
@@ -10,6 +10,9 @@ from graphopt.ir.value import Value
 
 if TYPE_CHECKING:
     from graphopt.ir.graph import Graph
+
+
+_GRAPH, _GRAPHS = 5, 10  # onnx.AttributeProto.GRAPH / GRAPHS
 
 
 class Node:
@@ -97,15 +100,15 @@ class Node:
         """Set (or replace) an attribute, inferring its ONNX type from the Python value."""
         self.attrs[name] = infer_attr(name, value)
 
-    def subgraphs(self) -> Iterator[Graph]:
+    def subgraphs(self) -> list[Graph]:
         """Graphs held in GRAPH / GRAPHS attributes (If branches, Loop and Scan bodies)."""
-        from graphopt.ir.graph import Graph
-
+        found: list[Graph] = []
         for a in self.attrs.values():
-            if isinstance(a.value, Graph):
-                yield a.value
-            elif isinstance(a.value, list):
-                yield from (g for g in a.value if isinstance(g, Graph))
+            if a.type == _GRAPH:
+                found.append(a.value)
+            elif a.type == _GRAPHS:
+                found.extend(a.value)
+        return found
 
     @property
     def qualified_type(self) -> str:

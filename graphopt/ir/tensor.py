@@ -7,6 +7,7 @@ Snapshots for rollback share tensors, so they cost nothing in weight bytes.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class ExternalRef:
 class Tensor:
     """An immutable tensor value; see the module docstring for the three backings."""
 
-    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "_encoded", "doc_string")
+    __slots__ = ("dtype", "shape", "size", "_array", "_proto", "_external", "_encoded", "doc_string")
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class Tensor:
     ) -> None:
         self.dtype = dtype
         self.shape = tuple(int(d) for d in shape)
+        self.size = math.prod(self.shape)  # number of elements
         self._array = array
         self._proto = proto
         self._external = external
@@ -114,11 +116,6 @@ class Tensor:
         if self._encoded is not None:
             return TensorProto.FromString(bytes(self._encoded))
         return self._proto
-
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
 
     @property
     def nbytes(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import mmap
 import os
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,20 @@ def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: st
         functions=list(proto.functions),
         training_info=list(proto.training_info),
         base_dir=base_dir,
+        source_ops=dict(_op_counts(proto.graph)),
     )
+
+
+def _op_counts(graph: onnx.GraphProto, counts: Counter | None = None) -> Counter:
+    """Node count per qualified op type in a GraphProto and its subgraphs (Constant nodes included)."""
+    counts = Counter() if counts is None else counts
+    for node in graph.node:
+        domain = node.domain
+        counts[node.op_type if domain in ("", "ai.onnx") else f"{domain}::{node.op_type}"] += 1
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == A.GRAPH else attr.graphs:
+                _op_counts(sub, counts)
+    return counts
 
 
 class _Importer:

@@ -66,6 +66,8 @@ class PassManager:
     """Runs pipeline steps on a model in place.
 
     ``on_failure`` is ``"rollback"`` (undo the failing pass, record it, go on) or ``"raise"``.
+    Passes are deterministic functions of the model, so a pass that found nothing to do is not run
+    again until another pass has changed the model (this is what makes fixed points cheap).
     """
 
     steps: list[Step]
@@ -75,6 +77,9 @@ class PassManager:
     registry: PassRegistry = DEFAULT_REGISTRY
     progress: Callable[[PassRecord], None] | None = None
     pipeline_text: str = ""
+    _generation: int = 0  # bumped by every pass that changes the model
+    _idle_at: dict[str, int] = field(default_factory=dict)  # pass text -> generation it found idle
+    _measured: tuple[int, int, int] = (-1, 0, 0)  # (generation, nodes, bytes)
 
     def run(self, model: Model) -> PipelineReport:
         """Run every step; returns the report (the model is changed in place)."""
@@ -104,13 +109,17 @@ class PassManager:
 
     def _run_pass(self, step: PassStep, model: Model, report: PipelineReport,
                   history: list[str]) -> bool:
+        key = str(step)
+        if self._idle_at.get(key) == self._generation:
+            return False
         record = PassRecord(step.name, history=list(history))
         report.records.append(record)
         if step.name in self.disabled:
             record.status = "disabled"
+            self._idle_at[key] = self._generation
             return False
         pass_ = self.registry.create(step.name, step.options)
-        record.nodes_before, record.bytes_before = model.node_count(), model.const_bytes()
+        record.nodes_before, record.bytes_before = self._measure(model)
         snapshot = clone_model(model) if self.on_failure == "rollback" else None
         for inst in self.instruments:
             inst.before_pass(record, model)
@@ -123,15 +132,27 @@ class PassManager:
             for inst in self.instruments:
                 if failure is None:
                     failure = inst.after_pass(record, model, result)
-        record.nodes_after, record.bytes_after = model.node_count(), model.const_bytes()
         if failure is not None:
-            return self._fail(record, model, snapshot, failure)
+            self._fail(record, model, snapshot, failure)
+            self._idle_at[key] = self._generation
+            return False
+        if record.status == "changed":
+            self._generation += 1
+        else:
+            self._idle_at[key] = self._generation
+        record.nodes_after, record.bytes_after = self._measure(model)
         if self.progress is not None:
             self.progress(record)
         if record.status == "changed":
-            history.append(str(step))
+            history.append(key)
             return True
         return False
+
+    def _measure(self, model: Model) -> tuple[int, int]:
+        """Node count and weight bytes, recomputed only after the model changed."""
+        if self._measured[0] != self._generation:
+            self._measured = (self._generation, model.node_count(), model.const_bytes())
+        return self._measured[1], self._measured[2]
 
     def _invoke(self, pass_: Any, model: Model, step: PassStep) -> tuple[str | None, PassResult | None]:
         try:
@@ -145,7 +166,7 @@ class PassManager:
             raise TypeError(f"pass {step.name!r} returned {type(result).__name__}, expected PassResult")
         return None, result
 
-    def _fail(self, record: PassRecord, model: Model, snapshot: Model | None, failure: str) -> bool:
+    def _fail(self, record: PassRecord, model: Model, snapshot: Model | None, failure: str) -> None:
         record.failure = failure
         if snapshot is None:
             raise PassFailedError(f"pass {record.name!r} failed: {failure}")
@@ -155,4 +176,3 @@ class PassManager:
         log.warning("pass %s rolled back: %s", record.name, failure)
         if self.progress is not None:
             self.progress(record)
-        return False
