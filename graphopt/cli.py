@@ -140,7 +140,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             print(f"warning: {warning}")
         for rec in result.report.rolled_back:
             print(f"rolled back: {rec.name}: {rec.failure}\n  reproduce: "
-                  f"{_repro_line(args, rec.history + [rec.name])}")
+                  f"{_repro_line(args, rec.history + [rec.step or rec.name])}")
         print(f"wrote {output}")
     if args.report:
         _write_text(args.report, json_report(result, {

@@ -36,10 +36,10 @@ def make_value_info(name: str, value: Value) -> onnx.ValueInfoProto | None:
     if value.type_proto is not None:
         info.type.CopyFrom(value.type_proto)
         return info
-    if value.dtype is None and value.shape is None:
-        return None
+    if not value.dtype:
+        return None  # a tensor type without an element type is not valid ONNX
     tensor_type = info.type.tensor_type
-    tensor_type.elem_type = value.dtype or 0
+    tensor_type.elem_type = value.dtype
     if value.shape is not None:
         shape = tensor_type.shape
         shape.SetInParent()

@@ -23,6 +23,7 @@ class PassRecord:
     """What one run of one pass did."""
 
     name: str
+    step: str = ""  # the pipeline text of this step, options included
     status: str = "unchanged"  # changed | unchanged | rolled-back | disabled
     seconds: float = 0.0
     nodes_before: int = 0
@@ -112,7 +113,7 @@ class PassManager:
         key = str(step)
         if self._idle_at.get(key) == self._generation:
             return False
-        record = PassRecord(step.name, history=list(history))
+        record = PassRecord(step.name, key, history=list(history))
         report.records.append(record)
         if step.name in self.disabled:
             record.status = "disabled"
