@@ -78,6 +78,9 @@ def _atomic(path: str) -> Iterator[str]:
     except OSError as exc:
         raise OutputWriteError(f"{path}: cannot write here ({exc.strerror})") from None
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an output should get ordinary permissions
     try:
         yield tmp
         os.replace(tmp, path)
