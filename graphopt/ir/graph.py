@@ -88,7 +88,8 @@ class Graph:
         With ``safe`` (the default) this refuses when an output of a removed node is still read by a
         node that stays or is a graph output. Removed nodes drop their input uses.
         """
-        doomed = [nodes] if isinstance(nodes, Node) else list(nodes)
+        # dict.fromkeys: a node listed twice (e.g. the producer of two dead outputs) is removed once
+        doomed = [nodes] if isinstance(nodes, Node) else list(dict.fromkeys(nodes))
         doomed_set = set(doomed)
         for node in doomed:
             self._check_member(node)

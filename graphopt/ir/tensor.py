@@ -52,6 +52,7 @@ class ExternalRef:
     path: str
     offset: int
     length: int
+    stamp: tuple[int, ...] = ()  # (device, inode, size, mtime_ns) of the file that was checked
 
 
 class Tensor:
@@ -165,7 +166,7 @@ class Tensor:
     def raw_bytes(self) -> bytes | memoryview:
         """Little-endian payload bytes as ONNX stores them in raw_data or external files."""
         if self._external is not None:
-            return _map_file(self._external.path)[self._external.offset:
+            return _map_file(self._external.path, self._external.stamp)[self._external.offset:
                                                    self._external.offset + self._external.length]
         full = self._full_proto()
         if full is not None and full.HasField("raw_data"):
@@ -197,30 +198,44 @@ def _external_ref(proto: TensorProto, base_dir: str | None) -> ExternalRef:
     offset = int(info.get("offset", 0) or 0)
     expected = int(np.ceil(int(np.prod(proto.dims, dtype=np.int64)) * element_size(proto.data_type)))
     length = int(info.get("length", expected) or expected)
-    if offset + length > os.path.getsize(path):
+    stat = os.stat(path)
+    if offset + length > stat.st_size:
         raise ExternalDataError(
             f"tensor {proto.name!r}: external data {location!r} is shorter than offset+length "
             f"({offset}+{length})")
-    return ExternalRef(path, offset, length)
+    return ExternalRef(path, offset, length, _stamp(stat))
 
 
-_MAPS: dict[str, mmap.mmap] = {}
+def _stamp(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _map_file(path: str) -> mmap.mmap:
-    """Memory-map an external data file read-only, once per process."""
-    mapped = _MAPS.get(path)
+# Keyed by path *and* file identity: a data file replaced under the same name (a model saved over
+# its input) is a different file, and must never be served from the old mapping.
+_MAPS: dict[tuple[str, tuple[int, ...]], mmap.mmap] = {}
+
+
+def _map_file(path: str, stamp: tuple[int, ...] = ()) -> mmap.mmap:
+    """Memory-map an external data file read-only, once per process and file version.
+
+    ``stamp`` is the file identity recorded when the tensor was imported; a file that has changed
+    since then is refused rather than read at offsets that were checked against another file.
+    """
+    mapped = _MAPS.get((path, stamp))
     if mapped is None:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+            stat = os.fstat(f.fileno())
+            if stamp and _stamp(stat) != stamp:
+                raise ExternalDataError(f"external data file {path!r} changed since the model was loaded")
+            size = stat.st_size
             mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""  # type: ignore[assignment]
-        _MAPS[path] = mapped  # type: ignore[assignment]
+        _MAPS[(path, stamp)] = mapped  # type: ignore[assignment]
     return mapped  # type: ignore[return-value]
 
 
 def _read_external(ref: ExternalRef, dtype: int, shape: tuple[int, ...]) -> np.ndarray:
     """View an external tensor's bytes as an array without copying them."""
-    buf = _map_file(ref.path)
+    buf = _map_file(ref.path, ref.stamp)
     np_type = numpy_dtype(dtype)
     if dtype in _FOUR_BIT or dtype == TensorProto.STRING:
         raw = bytes(buf[ref.offset:ref.offset + ref.length])

@@ -24,6 +24,8 @@ def _verify_graph(graph: Graph, outer: set[Value], problems: list[str]) -> None:
     for value in [*graph.inputs, *graph.consts, *graph.sparse_consts]:
         if value.graph is not graph:
             problems.append(f"{value!r} is listed in graph {graph.name!r} but owned by another graph")
+        if value in available:
+            problems.append(f"{value!r} is defined twice")
         available.add(value)
         _check_uses(value, problems)
     for node in graph:

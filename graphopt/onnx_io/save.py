@@ -33,11 +33,10 @@ def model_bytes(model: Model) -> bytes:
 
 
 def save_model(model: Model, path: str, *, external_data: bool | None = None,
-               threshold: int = 1024) -> onnx.ModelProto:
+               threshold: int = 1024) -> None:
     """Write ``model`` to ``path`` atomically; large models (or ``external_data``) get a data file.
 
     The data file is named ``<file>.data`` beside the output and never points at the input's data.
-    Returns the proto that was written (with external references, not payloads).
     """
     if external_data is None:
         external_data = model.const_bytes() > AUTO_EXTERNAL_BYTES
@@ -53,7 +52,6 @@ def save_model(model: Model, path: str, *, external_data: bool | None = None,
                 _write_model(tmp_model, proto, parts)
         else:
             _write_model(tmp_model, proto, parts)
-    return proto
 
 
 def _write_model(path: str, proto: onnx.ModelProto, parts: list[bytes | memoryview]) -> None:
