@@ -83,15 +83,20 @@ class FoldConstants:
 
     def _static_shape(self, node: Node) -> list[np.ndarray] | None:
         src = node.inputs[0] if node.inputs else None
-        if src is None or src.shape is None:
+        if src is None:
             return None
-        if src not in self._inferred and not src.is_graph_input and src.const is None:
-            return None  # a declared value_info shape is never trusted for folding
+        # Only interface shapes and inferred shapes are trusted, never a declared value_info shape:
+        # inference may know a value's dtype but not its shape, and a graph output keeps its
+        # declared shape on the Value, so read the inferred shape itself.
+        trusted = src.is_graph_input or src.const is not None
+        shape = src.shape if trusted else self._inferred.get(src, (None, None))[1]
+        if shape is None:
+            return None
         if node.op_type == "Size":
-            if src.static_shape is None:
+            if not all(isinstance(d, int) for d in shape):
                 return None
-            return [np.array(int(np.prod(src.static_shape, dtype=np.int64)), dtype=np.int64)]
-        dims = np.array([d if isinstance(d, int) else -1 for d in src.shape], dtype=np.int64)
+            return [np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)]
+        dims = np.array([d if isinstance(d, int) else -1 for d in shape], dtype=np.int64)
         part = shape_slice(dims, node.attr("start", 0), node.attr("end"))
         return None if np.any(part < 0) else [part]
 

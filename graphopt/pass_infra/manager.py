@@ -159,8 +159,8 @@ class PassManager:
         try:
             result = pass_.run(model)
         except Exception as exc:
-            if self.on_failure == "raise":
-                raise
+            if self.on_failure == "raise":  # a user-facing error (exit code 4), the cause chained
+                raise PassFailedError(f"pass {step.name!r} raised {type(exc).__name__}: {exc}") from exc
             log.debug("pass %s raised:\n%s", step.name, traceback.format_exc())
             return f"raised {type(exc).__name__}: {exc}", None
         if not isinstance(result, PassResult):

@@ -96,7 +96,7 @@ class PassRegistry:
             return cls()
         if not dataclasses.is_dataclass(cls):
             raise UsageError(f"pass {name!r} takes no options")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # init=False: internal state
         kwargs = {}
         for key, text in options.items():
             key_py = key.replace("-", "_")

@@ -1,0 +1,97 @@
+"""`graphopt check A B` (exit 0 equivalent, 1 not) and `graphopt list-passes`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from graphopt.cli import main
+from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.run import run_proto
+from graphopt.onnx_io import load_model
+from graphopt.pass_infra.registry import PassRegistry
+
+
+def _altered(model_path: Path, delta: float) -> Path:
+    """A copy of the model with ``delta`` added to the classifier bias fc.b."""
+    proto = onnx.load(str(model_path))
+    init = next(t for t in proto.graph.initializer if t.name == "fc.b")
+    init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) + np.float32(delta), "fc.b"))
+    path = model_path.with_name(f"altered_{delta}.onnx")
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_check_of_a_model_and_its_optimized_version_is_equivalent(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0 and one summary line with zero error (DCE only removed things)."""
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "-q"]) == 0
+    assert main(["check", str(tiny_cnn), str(out)]) == 0
+    assert capsys.readouterr() == ("equivalent: 1 outputs, max abs err 0, max rel err 0\n", "")
+
+
+def test_check_of_an_altered_model_exits_1_and_names_the_output(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Adding 1 to every logit: MISMATCH line with the errors, then the NOT equivalent summary."""
+    altered = _altered(tiny_cnn, 1.0)
+    feeds = make_feeds(load_model(str(tiny_cnn)), seed=0)
+    expected = run_proto(onnx.load(str(tiny_cnn)), feeds)["logits"].astype(np.float64)
+    actual = run_proto(onnx.load(str(altered)), feeds)["logits"].astype(np.float64)
+    max_abs = float(np.max(np.abs(expected - actual)))
+    max_rel = max_abs / float(np.max(np.abs(expected)))
+    assert main(["check", str(tiny_cnn), str(altered)]) == 1
+    stdout, stderr = capsys.readouterr()
+    assert stderr == ""
+    assert stdout.splitlines() == [
+        "MISMATCH output 'logits': values differ beyond rtol=0.0001, atol=1e-05 "
+        f"(max abs err {max_abs:.3g}, max rel err {max_rel:.3g})",
+        f"NOT equivalent: 1 outputs, max abs err {max_abs:.3g}, max rel err {max_rel:.3g}",
+    ]
+
+
+def test_check_tolerance_flags_can_accept_a_small_change(tiny_cnn: Path) -> None:
+    """A 1e-3 shift fails the float32 default and passes with --atol 1e-2."""
+    altered = _altered(tiny_cnn, 1e-3)
+    assert main(["check", str(tiny_cnn), str(altered)]) == 1
+    assert main(["check", str(tiny_cnn), str(altered), "--atol", "1e-2"]) == 0
+
+
+def test_check_input_shape_sets_the_batch(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--input-shape reaches the feeds of graphopt check."""
+    assert main(["check", str(tiny_cnn), str(tiny_cnn), "--input-shape", "x=3,3,16,16"]) == 0
+    assert capsys.readouterr().out.startswith("equivalent: 1 outputs")
+
+
+def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
+        builtin_registry: PassRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+    """One line per built-in pass (name padded to 24, first docstring line), then the default pipeline."""
+    assert main(["list-passes"]) == 0
+    assert capsys.readouterr() == (
+        "eliminate-dead-code      Remove what cannot affect the outputs, in every (sub)graph.\n"
+        "fold-constants           Replace computable nodes by constants.\n"
+        "topological-sort         Reorder nodes so every value is defined before use, keeping the "
+        "current order where valid.\n"
+        "\n"
+        "default pipeline: fixpoint(eliminate-dead-code,fold-constants){max=8},topological-sort\n", "")
+
+
+def test_list_passes_with_a_plugin_lists_its_passes_too(
+        tmp_path: Path, builtin_registry: PassRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+    """--plugin FILE.py adds the plugin's passes, sorted by name among the built-ins."""
+    plugin = tmp_path / "noop_plugin.py"
+    plugin.write_text(
+        "from graphopt import PassResult, pass_from_function\n\n\n"
+        "@pass_from_function('do-nothing')\n"
+        "def do_nothing(model):\n"
+        "    \"\"\"Changes nothing, on purpose.\"\"\"\n"
+        "    return PassResult(False)\n")
+    assert main(["list-passes", "--plugin", str(plugin)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["do-nothing", "eliminate-dead-code", "fold-constants",
+                                                       "topological-sort"]
+    assert lines[0] == "do-nothing               Changes nothing, on purpose."
+    assert list(PassRegistry().all()) == ["eliminate-dead-code", "fold-constants", "topological-sort"]

@@ -1,0 +1,295 @@
+"""`graphopt optimize` in-process: output file, tables, report, in-place rules, plugins, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from graphopt.cli import main
+from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.run import run_proto
+from graphopt.onnx_io import load_model
+
+OP_TABLE = """\
+op type              before    after
+Conv                      2        2
+MatMul                    2        1  *
+Add                       1        1
+BatchNormalization        1        1
+Cast                      1        0  *
+Concat                    1        1
+Dropout                   1        0  *
+Gather                    1        1
+GlobalAveragePool         1        1
+Identity                  1        0  *
+Relu                      1        1
+Reshape                   1        1
+Shape                     1        1
+Unsqueeze                 1        1
+total                    16       12"""
+
+OPS_AFTER = ["Conv", "BatchNormalization", "Relu", "Conv", "GlobalAveragePool", "Shape", "Gather",
+             "Unsqueeze", "Concat", "Reshape", "MatMul", "Add"]
+
+
+def _ops(path: Path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0, the before/after table first, one line per pass run, 'wrote OUTPUT' last."""
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out)]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stderr == ""
+    assert stdout.startswith(OP_TABLE + "\n\n")
+    lines = stdout.splitlines()
+    assert lines[-1] == f"wrote {out}"
+    assert "checks: each (2 onnxruntime sessions)" in lines[-2]
+    pass_lines = lines[lines.index(next(x for x in lines if x.startswith("pass "))) + 1:-3]
+    assert [tuple(line.split()[:2]) for line in pass_lines] == [
+        ("eliminate-dead-code", "changed"), ("fold-constants", "unchanged"),
+        ("eliminate-dead-code", "changed"), ("fold-constants", "unchanged"),
+        ("eliminate-dead-code", "unchanged"), ("topological-sort", "unchanged")]
+    assert _ops(out) == OPS_AFTER
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+
+
+def test_optimized_model_computes_the_same_logits(tiny_cnn: Path) -> None:
+    """The written model matches the input under onnxruntime, bit for bit (only removals happened)."""
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "-q"]) == 0
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)}
+    before = run_proto(onnx.load(str(tiny_cnn)), feeds)["logits"]
+    np.testing.assert_array_equal(run_proto(onnx.load(str(out)), feeds)["logits"], before)
+
+
+def test_default_output_is_input_with_opt_onnx_and_nothing_else_is_left(tiny_cnn: Path) -> None:
+    """tiny_cnn.onnx -> tiny_cnn.opt.onnx beside it; no temporary files remain."""
+    assert main(["optimize", str(tiny_cnn), "-q"]) == 0
+    assert sorted(os.listdir(tiny_cnn.parent)) == ["tiny_cnn.onnx", "tiny_cnn.opt.onnx"]
+
+
+def test_input_file_bytes_are_unchanged(tiny_cnn: Path) -> None:
+    """The input is never modified without --in-place."""
+    before = tiny_cnn.read_bytes()
+    assert main(["optimize", str(tiny_cnn), "-q"]) == 0
+    assert tiny_cnn.read_bytes() == before
+
+
+def test_refuse_to_overwrite_the_input_without_in_place(tiny_cnn: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """-o INPUT is a usage error on one stderr line; the input is untouched."""
+    before = tiny_cnn.read_bytes()
+    assert main(["optimize", str(tiny_cnn), "-o", str(tiny_cnn)]) == 2
+    stdout, stderr = capsys.readouterr()
+    assert stderr == "graphopt: error: the output would overwrite the input; pass --in-place to allow that\n"
+    assert stdout == ""
+    assert tiny_cnn.read_bytes() == before
+
+
+def test_in_place_overwrites_the_input_with_the_optimized_model(tiny_cnn: Path) -> None:
+    """--in-place writes exactly what -o would have written."""
+    reference = tiny_cnn.with_name("ref.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(reference), "-q"]) == 0
+    assert main(["optimize", str(tiny_cnn), "--in-place", "-q"]) == 0
+    assert tiny_cnn.read_bytes() == reference.read_bytes()
+
+
+def test_in_place_and_output_exclude_each_other(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both flags at once is a usage error."""
+    assert main(["optimize", str(tiny_cnn), "--in-place", "-o", str(tiny_cnn.with_name("o.onnx"))]) == 2
+    assert capsys.readouterr().err == "graphopt: error: --in-place and --output exclude each other\n"
+
+
+def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
+    """Paths, sizes, pipeline, op histograms, check sessions and per-pass records."""
+    out, report = tiny_cnn.with_name("out.onnx"), tiny_cnn.with_name("report.json")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--report", str(report), "-q"]) == 0
+    data = json.loads(report.read_text())
+    assert (data["input"], data["output"]) == (str(tiny_cnn), str(out))
+    assert (data["size_before"], data["size_after"]) == (tiny_cnn.stat().st_size, out.stat().st_size)
+    assert data["pipeline"] == "fixpoint(eliminate-dead-code,fold-constants){max=8},topological-sort"
+    assert (data["check"], data["check_sessions"]) == ("each", 2)
+    assert (data["final_check"], data["warnings"]) == (None, [])
+    assert (data["nodes_before"], data["nodes_after"]) == (16, 12)
+    assert data["ops_before"] == {"Add": 1, "BatchNormalization": 1, "Cast": 1, "Concat": 1, "Conv": 2,
+                                  "Dropout": 1, "Gather": 1, "GlobalAveragePool": 1, "Identity": 1,
+                                  "MatMul": 2, "Relu": 1, "Reshape": 1, "Shape": 1, "Unsqueeze": 1}
+    assert data["ops_after"] == {"Add": 1, "BatchNormalization": 1, "Concat": 1, "Conv": 2, "Gather": 1,
+                                 "GlobalAveragePool": 1, "MatMul": 1, "Relu": 1, "Reshape": 1, "Shape": 1,
+                                 "Unsqueeze": 1}
+    passes = data["passes"]
+    assert [(p["name"], p["status"]) for p in passes] == [
+        ("eliminate-dead-code", "changed"), ("fold-constants", "unchanged"),
+        ("eliminate-dead-code", "changed"), ("fold-constants", "unchanged"),
+        ("eliminate-dead-code", "unchanged"), ("topological-sort", "unchanged")]
+    assert passes[0]["stats"] == {"dead_nodes": 1, "noop_Dropout": 1, "noop_Identity": 1,
+                                  "unused_constants": 1}
+    assert passes[2]["stats"] == {"noop_Cast": 1}  # typed by fold-constants' inference in between
+    assert (passes[0]["nodes_before"], passes[0]["nodes_after"]) == (16, 13)
+    assert passes[0]["bytes_before"] - passes[0]["bytes_after"] == 16 * 16 * 4  # unused.w
+    assert passes[0]["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert passes[1]["history"] == ["eliminate-dead-code"]
+
+
+def test_optimizing_twice_gives_byte_identical_files(tiny_cnn: Path) -> None:
+    """Determinism: same input, same options, same bytes."""
+    first, second = tiny_cnn.with_name("a.onnx"), tiny_cnn.with_name("b.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(first), "-q"]) == 0
+    assert main(["optimize", str(tiny_cnn), "-o", str(second), "-q"]) == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_optimizing_the_output_again_changes_nothing(tiny_cnn: Path) -> None:
+    """Idempotence at the CLI: optimize(optimize(m)) == optimize(m) byte for byte."""
+    once, twice = tiny_cnn.with_name("once.onnx"), tiny_cnn.with_name("twice.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(once), "-q"]) == 0
+    assert main(["optimize", str(once), "-o", str(twice), "-q"]) == 0
+    assert twice.read_bytes() == once.read_bytes()
+
+
+def test_quiet_prints_nothing(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-q: no stdout, no stderr, still an output file."""
+    assert main(["optimize", str(tiny_cnn), "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert tiny_cnn.with_name("tiny_cnn.opt.onnx").is_file()
+
+
+def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
+    """--disable eliminate-dead-code: no-ops and dead code stay; each scheduled DCE run says 'disabled'."""
+    # fold-constants still folds the dead MatMul of unused.w (its only reader) into a constant, which
+    # only DCE would remove: exactly one MatMul is gone.
+    out, report = tiny_cnn.with_name("out.onnx"), tiny_cnn.with_name("r.json")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--disable", "eliminate-dead-code",
+                 "--report", str(report), "-q"]) == 0
+    data = json.loads(report.read_text())
+    assert [(p["name"], p["status"]) for p in data["passes"]] == [
+        ("eliminate-dead-code", "disabled"), ("fold-constants", "changed"),
+        ("eliminate-dead-code", "disabled"), ("fold-constants", "unchanged"),
+        ("topological-sort", "unchanged")]
+    assert data["passes"][1]["stats"] == {"folded": 1, "folded_MatMul": 1, "reference_evaluations": 1,
+                                          "types_refined": 30}  # 15 untyped intermediates
+    assert data["ops_after"] == {**data["ops_before"], "MatMul": 1}
+
+
+def test_check_off_runs_no_onnxruntime_session(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--check off says so in the summary line."""
+    assert main(["optimize", str(tiny_cnn), "--check", "off"]) == 0
+    assert "checks: off (0 onnxruntime sessions)" in capsys.readouterr().out
+
+
+def test_input_shape_override_is_accepted_for_the_dynamic_batch(tiny_cnn: Path) -> None:
+    """--input-shape x=4,3,16,16 feeds the checks with batch 4."""
+    assert main(["optimize", str(tiny_cnn), "--input-shape", "x=4,3,16,16", "-q"]) == 0
+
+
+def test_dump_ir_writes_one_model_per_changing_pass(tiny_cnn: Path) -> None:
+    """The two changing DCE runs are dumped, numbered in order."""
+    dumps = tiny_cnn.parent / "dumps"
+    assert main(["optimize", str(tiny_cnn), "--dump-ir", str(dumps), "-q"]) == 0
+    assert sorted(os.listdir(dumps)) == ["001-eliminate-dead-code.onnx", "002-eliminate-dead-code.onnx"]
+    assert _ops(dumps / "002-eliminate-dead-code.onnx") == OPS_AFTER
+
+
+SWAP_PLUGIN = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from graphopt import PassResult, register_pass
+
+
+@register_pass
+@dataclass
+class SwapAddForSub:
+    """Deliberately wrong: turns every Add into a Sub."""
+
+    name: ClassVar[str] = "swap-add-for-sub"
+
+    def run(self, model):
+        swapped = 0
+        for node in model.graph.all_nodes():
+            if node.op_type == "Add":
+                node.op_type, swapped = "Sub", swapped + 1
+        return PassResult(swapped > 0, {"swapped": swapped})
+'''
+
+
+def _swap_errors(model_path: Path) -> tuple[float, float]:
+    """Max abs and rel error of the logits when fc_add is a Sub, on the CLI's seed-0 feeds."""
+    proto = onnx.load(str(model_path))
+    feeds = make_feeds(load_model(str(model_path)), seed=0)
+    expected = run_proto(proto, feeds)["logits"].astype(np.float64)
+    next(n for n in proto.graph.node if n.op_type == "Add").op_type = "Sub"
+    actual = run_proto(proto, feeds)["logits"].astype(np.float64)
+    max_abs = float(np.max(np.abs(expected - actual)))
+    return max_abs, max_abs / float(np.max(np.abs(expected)))
+
+
+def test_plugin_pass_that_breaks_numerics_is_rolled_back_with_a_repro_line(
+        tiny_cnn: Path, builtin_registry: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """The pass, the output and the errors are named; the repro line fails with exit 4 on one line."""
+    plugin = tiny_cnn.parent / "swap_plugin.py"
+    plugin.write_text(SWAP_PLUGIN)
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--plugin", str(plugin),
+                 "--pipeline", "swap-add-for-sub"]) == 0
+    stdout = capsys.readouterr().out
+    max_abs, max_rel = _swap_errors(tiny_cnn)
+    failure = ("numeric check failed: output 'logits': values differ beyond rtol=0.0001, atol=1e-05 "
+               f"(max abs err {max_abs:.3g}, max rel err {max_rel:.3g})")
+    assert f"rolled back: swap-add-for-sub: {failure}\n" in stdout
+    repro = (f"  reproduce: graphopt optimize {tiny_cnn} -o /tmp/repro.onnx --pipeline 'swap-add-for-sub' "
+             f"--seed 0 --on-failure raise --plugin {plugin}\n")
+    assert repro in stdout
+    assert _ops(out) == _ops(tiny_cnn)  # the original model was written
+
+    repro_out = tiny_cnn.with_name("repro.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(repro_out), "--pipeline", "swap-add-for-sub",
+                 "--seed", "0", "--on-failure", "raise", "--plugin", str(plugin)]) == 4
+    stdout, stderr = capsys.readouterr()
+    assert stderr == f"graphopt: error: pass 'swap-add-for-sub' failed: {failure}\n"
+    assert stdout == ""
+    assert not repro_out.exists()
+
+
+RAISING_PLUGIN = '''
+from graphopt import PassResult, pass_from_function
+
+
+@pass_from_function("always-raises")
+def always_raises(model):
+    """Raises on every model."""
+    raise RuntimeError("boom")
+'''
+
+
+def test_plugin_pass_that_raises_with_on_failure_raise_exits_4_on_one_line(
+        tiny_cnn: Path, builtin_registry: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's pass raising is a pass failure (exit 4), not an internal error (exit 70)."""
+    plugin = tiny_cnn.parent / "raising_plugin.py"
+    plugin.write_text(RAISING_PLUGIN)
+    out = tiny_cnn.with_name("out.onnx")
+    code = main(["optimize", str(tiny_cnn), "-o", str(out), "--plugin", str(plugin),
+                 "--pipeline", "always-raises", "--on-failure", "raise"])
+    assert code == 4
+    assert capsys.readouterr().err == "graphopt: error: pass 'always-raises' raised RuntimeError: boom\n"
+    assert not out.exists()
+
+
+def test_plugin_pass_that_raises_is_rolled_back_by_default(
+        tiny_cnn: Path, builtin_registry: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rollback is the default: exit 0 and the failure in the output."""
+    plugin = tiny_cnn.parent / "raising_plugin.py"
+    plugin.write_text(RAISING_PLUGIN)
+    assert main(["optimize", str(tiny_cnn), "--plugin", str(plugin), "--pipeline",
+                 "eliminate-dead-code,always-raises"]) == 0
+    stdout = capsys.readouterr().out
+    assert "rolled back: always-raises: raised RuntimeError: boom\n" in stdout
+    assert "--pipeline 'eliminate-dead-code,always-raises'" in stdout

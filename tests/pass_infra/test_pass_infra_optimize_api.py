@@ -1,0 +1,116 @@
+"""graphopt.optimize with numeric checks: a pass that breaks numerics is named, measured and undone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from pass_infra_kit import add_model, messy_model, op_types
+
+from graphopt import Model, PassResult, import_model, optimize, register_pass
+from graphopt.errors import NumericMismatchError, PassFailedError, UnknownPassError, UsageError
+from graphopt.numerics.feeds import make_feeds
+from graphopt.pass_infra.registry import PassRegistry
+
+
+@dataclass
+class SwapAddForSub:
+    """Deliberately wrong: turns every Add into a Sub."""
+
+    name: ClassVar[str] = "swap-add-for-sub"
+
+    def run(self, model: Model) -> PassResult:
+        swapped = 0
+        for node in model.graph.all_nodes():
+            if node.op_type == "Add":
+                node.op_type, swapped = "Sub", swapped + 1
+        return PassResult(swapped > 0, {"swapped": swapped})
+
+
+@pytest.fixture
+def swap_pass(default_registry: PassRegistry) -> str:
+    """SwapAddForSub registered with @register_pass for the duration of a test."""
+    register_pass(SwapAddForSub)
+    return SwapAddForSub.name
+
+
+def _expected_errors() -> tuple[float, float]:
+    """Max abs and scale-relative error of a - b against a + b on the seed-0 feeds."""
+    feeds = make_feeds(import_model(add_model()), seed=0)
+    a, b = feeds["a"], feeds["b"]
+    expected, actual = (a + b).astype(np.float64), (a - b).astype(np.float64)
+    max_abs = float(np.max(np.abs(expected - actual)))
+    return max_abs, max_abs / float(np.max(np.abs(expected)))
+
+
+def test_roll_back_a_pass_that_breaks_numerics_and_name_the_output_and_errors(swap_pass: str) -> None:
+    """The record is rolled back with the output name and max abs/rel error; the model keeps its Add."""
+    result = optimize(add_model(), pipeline=swap_pass)
+    (record,) = result.report.records
+    max_abs, max_rel = _expected_errors()
+    assert (record.name, record.status, record.stats) == (swap_pass, "rolled-back", {"swapped": 1})
+    assert record.failure == ("numeric check failed: output 'y': values differ beyond rtol=0.0001, "
+                              f"atol=1e-05 (max abs err {max_abs:.3g}, max rel err {max_rel:.3g})")
+    assert record.checks["numeric"] == {"ok": False, "max_abs": pytest.approx(max_abs),
+                                        "max_rel": pytest.approx(max_rel)}
+    assert result.report.rolled_back == [record]
+    assert op_types(result.model) == ["Add"]
+    assert result.check_sessions == 1
+
+
+def test_on_failure_raise_names_the_pass_the_output_and_the_errors(swap_pass: str) -> None:
+    """PassFailedError carries everything needed to find the bug."""
+    max_abs, max_rel = _expected_errors()
+    with pytest.raises(PassFailedError) as info:
+        optimize(add_model(), pipeline=swap_pass, on_failure="raise")
+    assert str(info.value) == (f"pass '{swap_pass}' failed: numeric check failed: output 'y': values differ "
+                               f"beyond rtol=0.0001, atol=1e-05 (max abs err {max_abs:.3g}, "
+                               f"max rel err {max_rel:.3g})")
+
+
+def test_final_check_keeps_the_original_model_when_the_result_is_not_equivalent(swap_pass: str) -> None:
+    """check='final' runs one session at the end and falls back to the original with a warning."""
+    result = optimize(add_model(), pipeline=swap_pass, check="final")
+    assert result.report.records[0].status == "changed"
+    assert op_types(result.model) == ["Add"]
+    assert result.final_check is not None and result.final_check["ok"] is False
+    assert result.report.warnings[0].startswith("final check failed, original model kept: numeric check "
+                                                "failed: output 'y'")
+
+
+def test_final_check_with_on_failure_raise_raises_numeric_mismatch_error(swap_pass: str) -> None:
+    """NumericMismatchError is a PassFailedError (exit code 4)."""
+    with pytest.raises(NumericMismatchError, match="^the optimized model is not equivalent: numeric check "
+                       "failed: output 'y'"):
+        optimize(add_model(), pipeline=swap_pass, check="final", on_failure="raise")
+
+
+def test_checks_off_runs_no_session_and_keeps_the_wrong_change(swap_pass: str) -> None:
+    """check='off' trusts the passes: the Sub stays."""
+    result = optimize(add_model(), pipeline=swap_pass, check="off")
+    assert (op_types(result.model), result.check_sessions) == (["Sub"], 0)
+
+
+def test_default_pipeline_on_a_messy_model_passes_every_check() -> None:
+    """DCE and folding are accepted by the checks; the model shrinks to Relu, Mul."""
+    result = optimize(messy_model())
+    assert result.report.rolled_back == []
+    assert op_types(result.model) == ["Relu", "Mul"]
+    assert all(r.checks["numeric"]["ok"] for r in result.report.records if r.status == "changed")
+
+
+def test_unknown_pass_fails_before_any_work() -> None:
+    """The pipeline and --disable names are checked first."""
+    with pytest.raises(UnknownPassError):
+        optimize(add_model(), pipeline="eliminate-dead-code,nope")
+    with pytest.raises(UnknownPassError):
+        optimize(add_model(), disable=("nope",))
+
+
+@pytest.mark.parametrize("override", [{"check": "sometimes"}, {"on_failure": "ignore"}])
+def test_bad_mode_is_a_usage_error(override: dict[str, str]) -> None:
+    """check and on_failure take only their documented values."""
+    with pytest.raises(UsageError):
+        optimize(add_model(), **override)
