@@ -14,6 +14,14 @@ from graphopt import Node, Tensor
 
 Arrays = list[np.ndarray | None]
 Evaluator = Callable[[Node, Arrays, int], list[np.ndarray]]
+
+
+class Unfoldable(Exception):
+    """The node fails or has an implementation-defined result at run time: never fold it.
+
+    Any other exception only means "this evaluator cannot do it"; the reference evaluator may.
+    """
+
 EVALUATORS: dict[str, Evaluator] = {}
 
 
@@ -65,7 +73,7 @@ def _gather(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     axis = node.attr("axis", 0)
     dim = data.shape[axis]
     if np.any(idx >= dim) or np.any(idx < -dim):
-        raise IndexError("Gather index out of range")
+        raise Unfoldable("Gather index out of range")
     return [np.take(data, idx.astype(np.int64), axis=axis)]
 
 
@@ -108,7 +116,7 @@ def _cast(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     if x.dtype.kind == "f" and target.kind in "iu":
         info = np.iinfo(target)
         if not np.all(np.isfinite(x)) or np.any(x < info.min) or np.any(x > info.max):
-            raise ValueError("out-of-range float to int cast is implementation defined")
+            raise Unfoldable("out-of-range float to int cast is implementation defined")
     return [x.astype(target)]
 
 
@@ -133,7 +141,7 @@ def _div(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
         raise TypeError("mixed dtypes")
     if a.dtype.kind in "iu":
         if np.any(b == 0):
-            raise ZeroDivisionError("integer division by zero")
+            raise Unfoldable("integer division by zero")
         q = np.floor_divide(a, b)
         fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))  # ONNX truncates toward zero
         return [(q + fix).astype(a.dtype)]
@@ -206,7 +214,7 @@ def _expand(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
 def _range(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     start, limit, delta = (x.item() for x in xs[:3])
     if delta == 0:
-        raise ZeroDivisionError("Range delta is 0")
+        raise Unfoldable("Range delta is 0")
     count = max(int(np.ceil((limit - start) / delta)), 0)
     return [(start + delta * np.arange(count)).astype(xs[0].dtype)]
 
@@ -232,7 +240,7 @@ def _slice(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     index = [slice(None)] * x.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
         if step == 0:
-            raise ValueError("Slice step 0")
+            raise Unfoldable("Slice step 0")
         index[axis + x.ndim if axis < 0 else axis] = onnx_slice(x.shape[axis], start, end, step)
     return [x[tuple(index)]]
 

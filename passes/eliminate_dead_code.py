@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from graphopt import Graph, Model, Node, PassResult, register_pass, replace_all_uses_with
+from graphopt.analyses.shapes import apply_types, infer_types
 
 from .noop_rules import noop_source
 
 PURE_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+TYPED_RULES = frozenset({"Cast", "CastLike", "Reshape", "Expand", "Slice", "Transpose"})
 
 
 @register_pass
@@ -30,12 +32,24 @@ class EliminateDeadCode:
 
     def run(self, model: Model) -> PassResult:
         stats: Counter = Counter()
+        if self.noops and _needs_types(model):
+            apply_types(model, infer_types(model))
         for graph in list(model.graph.all_graphs()):
             if self.noops:
                 _bypass_noops(graph, model.opset, stats)
         for graph in list(model.graph.all_graphs()):
             _remove_dead(graph, stats)
         return PassResult(sum(stats.values()) > 0, dict(sorted(stats.items())))
+
+
+def _needs_types(model: Model) -> bool:
+    """Whether a no-op candidate lacks the known input type its rule needs (then infer once)."""
+    for node in model.graph.all_nodes():
+        if node.op_type in TYPED_RULES and node.inputs and node.inputs[0] is not None:
+            src = node.inputs[0]
+            if src.dtype is None or src.shape is None:
+                return True
+    return False
 
 
 def _bypass_noops(graph: Graph, opset: int, stats: Counter) -> None:

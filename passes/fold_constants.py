@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from graphopt import Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
-from graphopt.analyses.shapes import TypeInfo, apply_types, infer_types
+from graphopt.analyses.shapes import apply_types, infer_types
 from graphopt.ir.tensor import onnx_dtype
 
-from .const_evaluators import EVALUATORS, shape_slice
+from .const_evaluators import EVALUATORS, Unfoldable, shape_slice
 from .reference_eval import evaluate_with_reference
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,11 @@ class FoldConstants:
     growth_allowance: int = 64
     max_output_bytes: int = 256 * 2**20
     shapes: bool = True
-    _inferred: dict[Value, TypeInfo] = field(default_factory=dict, init=False, repr=False)
 
     def run(self, model: Model) -> PassResult:
         stats: Counter = Counter()
-        inferred = infer_types(model) if self.shapes else {}
-        stats["types_refined"] = apply_types(model, inferred)
-        self._inferred = inferred
+        if self.shapes:  # refines the IR's known types; not a change of the model's meaning
+            apply_types(model, infer_types(model))
         for graph in list(model.graph.all_graphs()):
             for node in graph:
                 self._try_fold(node, graph, model.opset, stats)
@@ -83,13 +81,7 @@ class FoldConstants:
 
     def _static_shape(self, node: Node) -> list[np.ndarray] | None:
         src = node.inputs[0] if node.inputs else None
-        if src is None:
-            return None
-        # Only interface shapes and inferred shapes are trusted, never a declared value_info shape:
-        # inference may know a value's dtype but not its shape, and a graph output keeps its
-        # declared shape on the Value, so read the inferred shape itself.
-        trusted = src.is_graph_input or src.const is not None
-        shape = src.shape if trusted else self._inferred.get(src, (None, None))[1]
+        shape = src.shape if src is not None else None  # known shapes only, never declared ones
         if shape is None:
             return None
         if node.op_type == "Size":
@@ -128,6 +120,10 @@ def _evaluate(node: Node, opset: int, stats: Counter) -> list[np.ndarray] | None
     try:
         with np.errstate(all="ignore"):
             outputs = fn(node, inputs, opset) if fn is not None else None
+    except Unfoldable as exc:  # an error or undefined result at run time: folding would hide it
+        log.debug("not folding %s: %s", node.op_type, exc)
+        stats["unfoldable"] += 1
+        return None
     except Exception as exc:  # an evaluator refusing an edge case; the reference may still do it
         log.debug("numpy evaluator for %s declined: %s", node.op_type, exc)
         outputs = None

@@ -93,7 +93,7 @@ def all_close(xs: list[Any], ys: list[Any], rtol: float, atol: float) -> bool:
     return len(xs) == len(ys) and all(close(x, y, rtol, atol) for x, y in zip(xs, ys))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ort_correct(name: str) -> list[Any] | None:
     """ORT's outputs on the original model when they match the case's expected outputs, else None."""
     case = by_name()[name]

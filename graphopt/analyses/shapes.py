@@ -60,14 +60,12 @@ def _collect(graph: onnx.GraphProto, out: dict[str, onnx.TypeProto]) -> None:
 
 
 def apply_types(model: Model, types: dict[Value, TypeInfo]) -> int:
-    """Record inferred types on intermediate values (graph outputs keep their declared interface).
+    """Record inferred types on values (a graph output's declared type still wins on export).
 
     Returns how many values gained information.
     """
     gained = 0
     for value, (dtype, shape) in types.items():
-        if value.is_graph_output:
-            continue
         if dtype is not None and value.dtype != dtype:
             value.dtype = dtype
             gained += 1

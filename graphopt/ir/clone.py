@@ -22,7 +22,7 @@ def clone_model(model: Model) -> Model:
 
 
 def _copy_value(old: Value, new: Value) -> Value:
-    new.name, new.dtype, new.shape = old.name, old.dtype, old.shape
+    new.name, new.dtype, new.shape, new.declared = old.name, old.dtype, old.shape, old.declared
     new.type_proto, new.doc_string = old.type_proto, old.doc_string
     return new
 

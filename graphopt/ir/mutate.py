@@ -30,13 +30,15 @@ def _hand_over_output(old: Value, new: Value) -> None:
     free = ((new.producer is not None or new.const is not None) and new.graph is graph
             and not new.is_graph_output)
     if free:
+        if new.declared is None:
+            new.declared = old.declared  # the interface's declared type moves with its name
         new.name, old.name = old.name, None
         graph.outputs = [new if v is old else v for v in graph.outputs]
         return
     ident = Node("Identity", [new])
     out = ident.outputs[0]
     out.name, old.name = old.name, None
-    out.dtype, out.shape = old.dtype, old.shape
+    out.dtype, out.shape, out.declared = old.dtype, old.shape, old.declared
     anchor = new.producer if new.producer is not None and new.graph is graph else None
     if anchor is not None:
         graph.insert_after(anchor, ident)

@@ -22,8 +22,8 @@ class Value:
     snapshot of ``(node, input_index)`` pairs, so callers may rewire while iterating over it.
     """
 
-    __slots__ = ("name", "dtype", "shape", "type_proto", "const", "producer", "output_index",
-                 "graph", "doc_string", "_uses", "__weakref__")
+    __slots__ = ("name", "dtype", "shape", "declared", "type_proto", "const", "producer",
+                 "output_index", "graph", "doc_string", "_uses", "__weakref__")
 
     def __init__(
         self,
@@ -38,6 +38,10 @@ class Value:
         self.dtype = dtype if dtype is not None or const is None else const.dtype
         self.shape = shape if shape is not None or const is None else const.shape
         self.type_proto = type_proto  # only for non-tensor types (sequence, map, optional, sparse)
+        # (dtype, shape) a file declared for a node output (value_info, graph output). Export writes
+        # it back, but passes never rely on it: ``dtype``/``shape`` hold only what is known to be true
+        # (graph inputs, constants, inference, or set by a pass).
+        self.declared: tuple[int | None, tuple[Dim, ...] | None] | None = None
         self.const = const
         self.producer: Node | None = None
         self.output_index = 0

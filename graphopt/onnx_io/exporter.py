@@ -176,7 +176,7 @@ class _Exporter:
 
     def _info(self, value: Value) -> onnx.ValueInfoProto:
         name = self.names[value]
-        return make_value_info(name, value) or onnx.ValueInfoProto(name=name)
+        return make_value_info(name, value, interface=True) or onnx.ValueInfoProto(name=name)
 
     def _add_initializer(self, gp: onnx.GraphProto, tensor: Tensor, name: str) -> None:
         if self.deferred is None:

@@ -164,8 +164,8 @@ class _Importer:
             value = scope.get(name)
             if value is None:
                 graph.extra_value_infos.append(vi)
-            elif value.dtype is None and value.type_proto is None:
-                read_type(value, vi.type)
+            elif value.producer is not None and value.declared is None:
+                read_type(value, vi.type, declared=True)
         return graph
 
     def node(self, np_: onnx.NodeProto, graph: Graph, scopes: list[dict[str, Value]],
@@ -230,8 +230,8 @@ class _Importer:
             ident = Node("Identity", [outer], outputs=[Value(None)])
             graph.append(ident)
             value = ident.outputs[0]
-        if value.dtype is None and value.type_proto is None:
-            read_type(value, vi.type)
+        if value.producer is not None:
+            read_type(value, vi.type, declared=True)
         if value.producer is None and value.const is None and value.name != vi.name:
             value.name = vi.name
         value.doc_string = value.doc_string or vi.doc_string
