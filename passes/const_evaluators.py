@@ -275,3 +275,11 @@ def _variadic(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Evaluator:
 EVALUATORS["Max"] = _variadic(np.maximum)
 EVALUATORS["Min"] = _variadic(np.minimum)
 EVALUATORS["Sum"] = _variadic(np.add)
+
+
+@evaluator("MatMul")
+def _matmul(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
+    a, b = xs[0], xs[1]
+    if a.dtype != b.dtype or a.dtype.kind not in "fiu":
+        raise TypeError("MatMul evaluator handles plain numeric types")
+    return [np.matmul(a, b).astype(a.dtype, copy=False)]

@@ -171,7 +171,7 @@ def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
         ("eliminate-dead-code", "disabled"), ("fold-constants", "changed"),
         ("eliminate-dead-code", "disabled"), ("fold-constants", "unchanged"),
         ("topological-sort", "unchanged")]
-    assert data["passes"][1]["stats"] == {"folded": 1, "folded_MatMul": 1, "reference_evaluations": 1}
+    assert data["passes"][1]["stats"] == {"folded": 1, "folded_MatMul": 1}
     assert data["ops_after"] == {**data["ops_before"], "MatMul": 1}
 
 
