@@ -332,3 +332,18 @@ def test_file_round_trip_matches_the_in_memory_round_trip(tmp_path: Path,
     verify(model)
     save_model(model, str(tmp_path / "out.onnx"))
     assert onnx.load(str(tmp_path / "out.onnx")) == _roundtrip(proto)
+
+
+def test_outputs_with_unnamed_or_negative_dims_keep_their_type() -> None:
+    """A declared output shape like [-1, 2] or [?, 2] round-trips with its type (checker-valid)."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    out_a = h.make_tensor_value_info("a", T.FLOAT, [None, 2])
+    out_b = h.make_tensor_value_info("b", T.FLOAT, [-1, 2])
+    graph = h.make_graph([h.make_node("Relu", ["x"], ["a"]), h.make_node("Neg", ["x"], ["b"])], "g",
+                         [h.make_tensor_value_info("x", T.FLOAT, ["N", 2])], [out_a, out_b])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    exported = export_model(import_model(model))
+    assert [o.type for o in exported.graph.output] == [out_a.type, out_b.type]
+    onnx.checker.check_model(exported, full_check=True)

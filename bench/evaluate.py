@@ -1,0 +1,199 @@
+"""Benchmark evaluator: describe an original model or score a tool's output, in a fresh process.
+
+Usage: python bench/evaluate.py JOB.json RESULT.json
+
+JOB.json has ``mode``:
+- ``reference``: ``model``, ``inputs``, ``reference`` (an .npz to write) -> node count, op histogram, domains,
+  external-data flag and the original's outputs on the manifest feeds.
+- ``compare``: ``model`` (a tool's output), ``original``, ``inputs``, ``reference`` (the .npz above) ->
+  size, node count, op histogram, domains added, onnx.checker verdict and numeric agreement.
+
+Both run onnxruntime on CPU with graph optimisations disabled, so the numbers measure the file, not ORT.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus  # noqa: E402
+
+STANDARD_DOMAINS = {"", "ai.onnx"}
+# (rtol of the output's largest magnitude, atol) per float dtype, as graphopt's own checks use them.
+TOLERANCES = {"float64": (1e-9, 1e-12), "float32": (1e-4, 1e-5), "float16": (1e-2, 1e-3)}
+
+
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """Graphs held in a node's attributes (If branches, Loop/Scan bodies)."""
+    found: list[onnx.GraphProto] = []
+    for attr in node.attribute:
+        found += ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+    return found
+
+
+def op_histogram(graph: onnx.GraphProto) -> Counter[str]:
+    """Nodes per op type, subgraphs included; ops of other domains are keyed ``domain::op``."""
+    counts: Counter[str] = Counter()
+    for node in graph.node:
+        key = node.op_type if node.domain in STANDARD_DOMAINS else f"{node.domain}::{node.op_type}"
+        counts[key] += 1
+        for sub in subgraphs(node):
+            counts += op_histogram(sub)
+    return counts
+
+
+def node_domains(ops: Counter[str]) -> list[str]:
+    """Non-standard domains used by nodes (subgraphs included), from an op histogram."""
+    return sorted({key.split("::")[0] for key in ops if "::" in key})
+
+
+def opset_domains(model: onnx.ModelProto) -> list[str]:
+    """Non-standard domains declared in opset_import (ORT declares every domain it knows, used or not)."""
+    return sorted({o.domain for o in model.opset_import if o.domain not in STANDARD_DOMAINS})
+
+
+def has_external_data(model: onnx.ModelProto) -> bool:
+    """True if any main-graph initializer keeps its bytes in another file."""
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def files_size(path: Path, model: onnx.ModelProto) -> int:
+    """Bytes of the model file plus the external data files its initializers point at."""
+    locations = {entry.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+                 for entry in t.external_data if entry.key == "location"}
+    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
+
+
+def run_ort(path: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs by name, onnxruntime CPU with graph optimisations disabled."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds)))
+
+
+def measure_latency(path: str, feeds: dict[str, np.ndarray]) -> dict[str, float] | None:
+    """ORT inference latency of a model.
+
+    TODO(latency issue): not measured yet. Planned: one ORT session per (model, tool) output at
+    ORT_ENABLE_ALL and ORT_DISABLE_ALL, warm-up runs, then the median and p90 of N timed runs with the
+    thread count pinned, in this same fresh-process evaluator. Return {"median_ms", "p90_ms", ...}.
+    """
+    return None
+
+
+def compare_outputs(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Max abs error, max error relative to each output's largest magnitude, shape/dtype/name equality."""
+    names_equal = list(actual) == list(expected)
+    got = list(actual.values()) if not names_equal and len(actual) == len(expected) else None
+    out: dict[str, Any] = {"names_equal": names_equal, "shapes_equal": True, "dtypes_equal": True,
+                           "max_abs": 0.0, "max_rel": 0.0, "within_tolerance": True}
+    for i, (name, ref) in enumerate(expected.items()):
+        value = got[i] if got is not None else actual.get(name)
+        if value is None or value.shape != ref.shape:
+            out["shapes_equal"] = out["within_tolerance"] = False
+            continue
+        out["dtypes_equal"] &= value.dtype == ref.dtype
+        a, e = value.astype(np.float64), ref.astype(np.float64)
+        if not np.array_equal(np.isnan(a), np.isnan(e)):
+            out["within_tolerance"] = False
+        finite = np.isfinite(a) & np.isfinite(e)
+        diff = float(np.max(np.abs(a - e)[finite], initial=0.0))
+        scale = float(np.max(np.abs(e)[finite], initial=0.0))
+        out["max_abs"] = max(out["max_abs"], diff)
+        out["max_rel"] = max(out["max_rel"], diff / scale if scale else diff)
+        rtol, atol = TOLERANCES.get(str(ref.dtype), (0.0, 0.0))  # ints and bools: exact
+        out["within_tolerance"] &= diff <= atol + rtol * scale
+    out["within_tolerance"] &= out["dtypes_equal"]
+    return out
+
+
+def check(path: str) -> str | None:
+    """onnx.checker on the path (works past 2 GB); None if valid, else the first line of the error."""
+    try:
+        onnx.checker.check_model(path)
+    except Exception as exc:  # any checker complaint is a finding, not a crash
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return None
+
+
+def describe(path: str, model: onnx.ModelProto) -> dict[str, Any]:
+    """Structure of a model file (loaded without its external weights)."""
+    ops = op_histogram(model.graph)
+    return {"nodes": sum(ops.values()), "nodes_nonconst": sum(ops.values()) - ops["Constant"],
+            "nodes_top": len(model.graph.node), "ops": dict(sorted(ops.items())),
+            "domains": node_domains(ops), "opset_domains": opset_domains(model),
+            "external_data": has_external_data(model),
+            "size_bytes": files_size(Path(path), model)}
+
+
+def dynamic_inputs(graph: onnx.GraphProto) -> list[str]:
+    """Graph inputs (initializers aside) whose declared shape has a dimension that is not a fixed size."""
+    weights = {t.name for t in graph.initializer}
+    return [i.name for i in graph.input if i.name not in weights and i.type.HasField("tensor_type")
+            and any(not d.HasField("dim_value") or d.dim_value <= 0 for d in i.type.tensor_type.shape.dim)]
+
+
+def reference(job: dict[str, Any]) -> dict[str, Any]:
+    """Describe the original and store its outputs on the manifest feeds."""
+    model = onnx.load(job["model"], load_external_data=False)
+    result = describe(job["model"], model) | {"dynamic_inputs": dynamic_inputs(model.graph)}
+    outputs = run_ort(job["model"], feeds_of(job))
+    np.savez(job["reference"], **{f"{i}": v for i, v in enumerate(outputs.values())})
+    Path(job["reference"] + ".names.json").write_text(json.dumps(list(outputs)))
+    return result | {"outputs": {n: list(v.shape) for n, v in outputs.items()}}
+
+
+def load_reference(path: str) -> dict[str, np.ndarray]:
+    """Outputs saved by ``reference``, in order, by name."""
+    names = json.loads(Path(path + ".names.json").read_text())
+    with np.load(path) as data:
+        return {name: data[str(i)] for i, name in enumerate(names)}
+
+
+def compare(job: dict[str, Any]) -> dict[str, Any]:
+    """Score a tool's output against the original."""
+    out = describe(job["model"], onnx.load(job["model"], load_external_data=False))
+    original = onnx.load(job["original"], load_external_data=False)
+    out["domains_added"] = sorted(set(out.pop("domains")) - set(node_domains(op_histogram(original.graph))))
+    out["opset_domains_added"] = sorted(set(out.pop("opset_domains")) - set(opset_domains(original)))
+    out["checker_error"] = check(job["model"])
+    try:
+        actual = run_ort(job["model"], feeds_of(job))
+        out["numeric"] = compare_outputs(actual, load_reference(job["reference"]))
+    except Exception as exc:  # ORT refusing the output is a result
+        out["numeric"] = {"error": f"{type(exc).__name__}: {exc}"[:2000], "within_tolerance": False}
+    out["latency"] = measure_latency(job["model"], feeds_of(job))
+    return out
+
+
+def feeds_of(job: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The manifest feeds, exactly as corpus.py builds them."""
+    return corpus.make_feeds([corpus.InputSpec.from_json(i) for i in job["inputs"]])
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in argv[0]; write the result (or the error) to argv[1]."""
+    job = json.loads(Path(argv[0]).read_text())
+    try:
+        result = {"ok": True} | (reference(job) if job["mode"] == "reference" else compare(job))
+    except Exception as exc:  # reported to the runner
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000],
+                  "traceback": traceback.format_exc()[-4000:]}
+    Path(argv[1]).write_text(json.dumps(result, default=str))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
