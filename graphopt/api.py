@@ -70,12 +70,13 @@ class OptimizeResult:
 def op_histogram(model: Model) -> Counter:
     """Node count per (qualified) op type as the model would be written, subgraphs included.
 
-    Constants that export writes as Constant nodes (inside subgraphs, graph outputs) count as such.
+    Constants that export writes as Constant nodes (graph outputs; all of them below IR version 4)
+    count as such.
     """
     counts = Counter(n.qualified_type for n in model.graph.all_nodes())
     for graph in model.graph.all_graphs():
-        main = graph is model.graph and model.ir_version >= 4
-        as_nodes = len(graph.consts) if not main else sum(v.is_graph_output for v in graph.consts)
+        as_nodes = len(graph.consts) if model.ir_version < 4 else \
+            sum(v.is_graph_output for v in graph.consts)
         if as_nodes:
             counts["Constant"] += as_nodes
     return counts

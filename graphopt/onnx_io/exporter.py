@@ -151,6 +151,8 @@ class _Exporter:
                 gp.input.append(self._info(value))
             elif main and not self.inline_consts and not value.is_graph_output:
                 self._add_initializer(gp, value.const, name)
+            elif not self.inline_consts and not value.is_graph_output:  # subgraph initializer
+                gp.initializer.append(self._initializer(value.const, name))
             else:
                 constant_nodes.append(onnx.helper.make_node(
                     "Constant", [], [name], value=value.const.to_proto(name)))

@@ -62,10 +62,10 @@ def test_two_imports_of_one_proto_export_identically() -> None:
 def test_exported_names_are_unique_across_subgraphs_and_stable() -> None:
     """Colliding names in sibling bodies are renamed apart, the same way on every run."""
     exported = export_model(import_model(_model()))
-    names = [o for g in [exported.graph, *[a.g for n in exported.graph.node for a in n.attribute
-                                           if a.type == onnx.AttributeProto.GRAPH]]
-             for n in g.node for o in n.output if o]
-    names += [t.name for t in exported.graph.initializer]
+    graphs = [exported.graph, *[a.g for n in exported.graph.node for a in n.attribute
+                                if a.type == onnx.AttributeProto.GRAPH]]
+    names = [o for g in graphs for n in g.node for o in n.output if o]
+    names += [t.name for g in graphs for t in g.initializer]
     main_outputs = [list(n.output) for n in exported.graph.node]
     assert len(set(names)) == len(names) == 11  # both branches hold a copy of one body: renamed apart
     assert {"o", "o_0", "kk", "kk_0"} <= set(names)

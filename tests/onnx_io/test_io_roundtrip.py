@@ -252,15 +252,14 @@ def _if_model(ir_version: int = 10) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=ir_version)
 
 
-def test_constant_nodes_in_subgraphs_come_back_as_constant_nodes() -> None:
-    """Subgraphs have no initializers: their constants are exported as Constant nodes."""
+def test_constant_nodes_in_subgraphs_become_subgraph_initializers() -> None:
+    """A Constant node in a branch comes back as an initializer of that branch, not a node."""
     after = _roundtrip(_if_model())
     then_g = [a.g for a in after.graph.node[-1].attribute if a.name == "then_branch"][0]
-    constants = [n for n in then_g.node if n.op_type == "Constant"]
-    assert len(constants) == 1 and list(constants[0].output) == ["two"]
-    (value,) = constants[0].attribute
-    np.testing.assert_array_equal(numpy_helper.to_array(value.t), [2.0, 2.0, 2.0])
-    assert not then_g.initializer
+    assert not [n for n in then_g.node if n.op_type == "Constant"]
+    (init,) = then_g.initializer
+    assert init.name == "two"
+    np.testing.assert_array_equal(numpy_helper.to_array(init), [2.0, 2.0, 2.0])
 
 
 def _run(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
