@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from graphopt.errors import NumericMismatchError, UsageError
+from graphopt.errors import NumericMismatchError, RuntimeCheckError, UsageError
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.numerics.check import NumericCheck
@@ -132,7 +132,12 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
 
 def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:
     feeds = make_feeds(model, seed=opts.seed, shapes=opts.input_shapes, given=opts.inputs)
-    reference = run_model(model, feeds, what="original model")
+    try:
+        reference = run_model(model, feeds, what="original model")
+    except RuntimeCheckError as exc:
+        shapes = ", ".join(f"{k}={list(v.shape)}" for k, v in feeds.items())
+        raise RuntimeCheckError(f"{exc} [generated check inputs: {shapes}; give realistic ones with "
+                                "--input-shape NAME=DIMS or --inputs FILE.npz, or use --check off]") from None
     return NumericCheck(feeds, reference, opts.tolerance)
 
 

@@ -14,6 +14,7 @@ from graphopt.analyses.shapes import apply_types, infer_types
 from graphopt.ir.tensor import onnx_dtype
 
 from .const_evaluators import EVALUATORS, Unfoldable, shape_slice
+from .inline_if import inline_if
 from .reference_eval import evaluate_with_reference
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ class FoldConstants:
     """Replace computable nodes by constants.
 
     A node folds when every input is a constant (or, for Shape and Size, when inference proves the
-    shape static). Folding never makes the model larger: a result may take at most the bytes of the
-    constants that die with it plus ``growth_allowance`` bytes. Non-deterministic ops, ops holding
-    subgraphs, sequence ops and nodes of custom domains are never folded.
+    shape static); an If whose condition is a constant is replaced by the branch it takes. Folding
+    never makes the model larger: a result may take at most the bytes of the constants that die with
+    it plus ``growth_allowance`` bytes. Non-deterministic ops, other ops holding subgraphs, sequence
+    ops and nodes of custom domains are never folded.
     """
 
     name: ClassVar[str] = "fold-constants"
@@ -55,6 +57,14 @@ class FoldConstants:
         return PassResult(changed, {k: v for k, v in sorted(stats.items()) if v})
 
     def _try_fold(self, node: Node, graph: Graph, opset: int, stats: Counter) -> None:
+        if node.op_type == "If" and node.domain in STANDARD_DOMAINS:
+            moved = inline_if(node, graph)
+            if moved is not None:
+                stats["inlined_If"] += 1
+                stats["folded"] += 1
+                for inner in moved:  # they now sit before the iterator: fold them right away
+                    self._try_fold(inner, graph, opset, stats)
+                return
         if node.domain not in STANDARD_DOMAINS or node.op_type in NEVER_FOLD:
             return
         if any(out.type_proto is not None for out in node.outputs):

@@ -125,6 +125,28 @@ class Graph:
         self._head = order[0] if order else None
         self._tail = prev
 
+    def move_to(self, nodes: Sequence[Node], target: Graph, before: Node | None = None) -> None:
+        """Move nodes, in order, into ``target`` before ``before`` (or at its end).
+
+        Inputs and uses stay as they are: this is for inlining a body into its enclosing graph, where
+        every value the nodes read is still in scope.
+        """
+        if before is not None:
+            target._check_member(before)
+        for node in nodes:
+            self._check_member(node)
+        for node in nodes:
+            self._unlink(node)
+            target._link(node, before._prev if before is not None else target._tail, before)
+
+    def move_const(self, value: Value, target: Graph) -> None:
+        """Hand a constant of this graph over to ``target`` (e.g. an enclosing graph)."""
+        if value not in self._consts:
+            raise IRError(f"{value!r} is not a constant of graph {self.name!r}")
+        del self._consts[value]
+        target._consts[value] = None
+        value.graph = target
+
     def _check_member(self, node: Node) -> None:
         if node.graph is not self:
             raise IRError(f"{node!r} does not belong to graph {self.name!r}")

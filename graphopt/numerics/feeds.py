@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import onnx
 
@@ -102,5 +104,5 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--inputs {path}: cannot read as .npz ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"--inputs {path}: cannot read as .npz ({exc or type(exc).__name__})") from None

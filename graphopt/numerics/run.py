@@ -21,7 +21,7 @@ def session_options() -> Any:
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # failures reach the user as one GraphoptError line, not ORT logs
     opts.intra_op_num_threads = 1 if (os.cpu_count() or 1) <= 2 else 2
     opts.inter_op_num_threads = 1
     return opts

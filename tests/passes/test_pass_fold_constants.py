@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper as h
@@ -246,15 +247,29 @@ def test_fold_inside_if_branch_from_outer_constants() -> None:
     assert (again.changed, again.stats) == (False, {})
 
 
-def test_never_fold_if_even_with_a_constant_condition() -> None:
-    """Ops holding subgraphs are on the denylist."""
+@pytest.mark.parametrize("cond", [True, False])
+def test_inline_the_taken_branch_of_an_if_with_a_constant_condition(cond: bool) -> None:
+    """The If disappears; the taken branch's nodes join the main graph and keep folding there."""
     proto = _if_reading_outer_constants()
     proto.graph.input.pop(0)
-    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(True), "cond"))
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(cond), "cond"))
     model, result = run_pass(proto, "fold-constants")
-    assert [n.op_type for n in model.graph] == ["If"]
-    assert result.stats == {"folded": 1, "folded_Add": 1}  # the Add inside the branch
+    if cond:
+        assert result.stats == {"folded": 2, "folded_Add": 1, "inlined_If": 1}
+        assert op_types(model) == ["Mul"]
+    else:
+        assert result.stats == {"folded": 1, "inlined_If": 1}
+        assert op_types(model) == ["Neg"]
+    assert [o.name for o in model.graph.outputs] == ["y"]
     assert_same_outputs(proto, model, {"x": randn(2)})
+    _, again = run_pass(model, "fold-constants")
+    assert (again.changed, again.stats) == (False, {})
+
+
+def test_keep_an_if_whose_condition_is_an_input() -> None:
+    """Only a constant condition decides the branch at compile time."""
+    model, result = run_pass(_if_reading_outer_constants(), "fold-constants")
+    assert op_types(model) == ["If"]
 
 
 def test_shapes_option_off_folds_only_constant_inputs() -> None:

@@ -1,0 +1,41 @@
+"""Inline an If whose condition is a constant: the taken branch replaces the node."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphopt import Graph, Node, replace_all_uses_with
+
+
+def constant_condition(node: Node) -> bool | None:
+    """The If's condition when it is a one-element constant, else None."""
+    cond = node.inputs[0] if node.inputs else None
+    if cond is None or cond.const is None or cond.const.size != 1:
+        return None
+    return bool(np.asarray(cond.const.numpy()).reshape(-1)[0])
+
+
+def inline_if(node: Node, graph: Graph) -> list[Node] | None:
+    """Splice the taken branch of a constant-condition If into ``graph``.
+
+    Returns the nodes moved into ``graph`` (so the caller can keep folding them), None when the node
+    is not an If that can be inlined.
+    """
+    taken = constant_condition(node)
+    if taken is None:
+        return None
+    branch = node.attr("then_branch" if taken else "else_branch")
+    if not isinstance(branch, Graph) or branch.inputs or branch.sparse_consts or branch.input_defaults:
+        return None
+    if len(branch.outputs) != len(node.outputs):
+        return None
+    for value in branch.consts:
+        branch.move_const(value, graph)
+    moved = branch.nodes
+    branch.move_to(moved, graph, before=node)
+    for out, result in zip(node.outputs, branch.outputs):
+        if result.dtype is None:
+            result.dtype = out.dtype
+        replace_all_uses_with(out, result)
+    graph.remove(node)
+    return moved
