@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from graphopt import Graph, Model, Node, PassResult, register_pass, replace_all_uses_with
-from graphopt.analyses.shapes import apply_types, infer_types
+from graphopt.analyses.shapes import refresh_types
 
 from .noop_rules import noop_source
 
@@ -33,7 +33,7 @@ class EliminateDeadCode:
     def run(self, model: Model) -> PassResult:
         stats: Counter = Counter()
         if self.noops and _needs_types(model):
-            apply_types(model, infer_types(model))
+            refresh_types(model)
         for graph in list(model.graph.all_graphs()):
             if self.noops:
                 _bypass_noops(graph, model.opset, stats)

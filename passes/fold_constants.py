@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from graphopt import Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
-from graphopt.analyses.shapes import apply_types, infer_types
+from graphopt.analyses.shapes import refresh_types
 from graphopt.ir.tensor import onnx_dtype
 
 from .const_evaluators import EVALUATORS, Unfoldable, shape_slice
@@ -49,7 +49,7 @@ class FoldConstants:
     def run(self, model: Model) -> PassResult:
         stats: Counter = Counter()
         if self.shapes:  # refines the IR's known types; not a change of the model's meaning
-            apply_types(model, infer_types(model))
+            refresh_types(model)
         for graph in list(model.graph.all_graphs()):
             for node in graph:
                 self._try_fold(node, graph, model.opset, stats)

@@ -59,6 +59,24 @@ def _collect(graph: onnx.GraphProto, out: dict[str, onnx.TypeProto]) -> None:
                     _collect(g, out)
 
 
+def untyped_outputs(model: Model) -> int:
+    """How many node outputs (of standard-domain nodes) lack a known dtype or shape."""
+    return sum(1 for node in model.graph.all_nodes() if node.domain in ("", "ai.onnx")
+               for out in node.outputs
+               if out.type_proto is None and (out.dtype is None or out.shape is None))
+
+
+def refresh_types(model: Model) -> int:
+    """Run inference only when some value still lacks a type; returns how many values gained one.
+
+    A value's type is a fact about it (values are SSA), so types known from an earlier inference stay
+    true after passes that remove or add nodes; only what is missing needs inferring again.
+    """
+    if not untyped_outputs(model):
+        return 0
+    return apply_types(model, infer_types(model))
+
+
 def apply_types(model: Model, types: dict[Value, TypeInfo]) -> int:
     """Record inferred types on values (a graph output's declared type still wins on export).
 
