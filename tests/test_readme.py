@@ -47,3 +47,44 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
     assert (Path(__file__).parent.parent / fixture).is_file()
     assert "pytest" in commands[1]
     assert onnx.load(str(Path(__file__).parent.parent / fixture)).graph.node
+
+
+def _testing_example() -> dict:
+    (source,) = [b for b in _python_blocks() if "class DedupRelu" in b]
+    namespace: dict = {}
+    exec(compile(source, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_testing_your_own_pass_example_runs_as_printed() -> None:
+    """The README's hypothesis test of DedupRelu runs (100 generated models) and passes."""
+    _testing_example()["test_dedup_relu_preserves_semantics"]()
+
+
+def test_testing_your_own_pass_example_catches_a_broken_pass() -> None:
+    """The same assert on a wrong variant (dropping both Relus) fails with a reproduce line."""
+    import pytest
+    from hypothesis import given, settings
+
+    from graphopt.testing.asserts import assert_pass_preserves_semantics
+    from graphopt.testing.strategies import models
+
+    class DropBothRelus(_testing_example()["DedupRelu"]):
+        def run(self, model: graphopt.Model) -> graphopt.PassResult:
+            removed = 0
+            for graph in list(model.graph.all_graphs()):
+                for node in graph:
+                    inner = node.inputs[0].producer if node.op_type == "Relu" else None
+                    if inner is not None and inner.op_type == "Relu" and inner.graph is graph:
+                        graphopt.replace_all_uses_with(node.outputs[0], inner.inputs[0])
+                        graph.remove(node)
+                        removed += 1
+            return graphopt.PassResult(removed > 0, {"removed": removed})
+
+    @settings(max_examples=200, derandomize=True, deadline=None, database=None)
+    @given(models(ops=["Relu", "Add", "Conv", "Transpose"], max_nodes=8))
+    def check(model: onnx.ModelProto) -> None:
+        assert_pass_preserves_semantics(DropBothRelus(), model)
+
+    with pytest.raises(AssertionError, match="reproduce: graphopt optimize"):
+        check()

@@ -1,1 +1,1 @@
-"""Helpers for testing passes (hypothesis strategies and asserts arrive with issue 3)."""
+"""Helpers for testing passes: hypothesis strategies (``strategies``) and asserts (``asserts``)."""
