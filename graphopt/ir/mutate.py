@@ -19,6 +19,7 @@ def replace_all_uses_with(old: Value, new: Value, *, outputs: bool = True) -> li
     touched = old.uses()
     for node, index in touched:
         node.replace_input(index, new)
+    _copy_type(old, new)  # the two values are equal, so what is known of one is true of the other
     if outputs and old.is_graph_output:
         _hand_over_output(old, new)
     return touched
@@ -30,7 +31,7 @@ def _hand_over_output(old: Value, new: Value) -> None:
     free = ((new.producer is not None or new.const is not None) and new.graph is graph
             and not new.is_graph_output)
     if free:
-        if new.declared is None:
+        if old.declared is not None:
             new.declared = old.declared  # the interface's declared type moves with its name
         new.name, old.name = old.name, None
         graph.outputs = [new if v is old else v for v in graph.outputs]
