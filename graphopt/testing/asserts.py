@@ -6,8 +6,10 @@ a shrunk hypothesis example can be replayed outside the test.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
+import shlex
 import tempfile
 from typing import Any
 
@@ -107,10 +109,24 @@ def assert_pass_preserves_semantics(pass_or_pipeline: Any, model: Model | onnx.M
         assert_equivalent(original, candidate, feeds=feeds, tolerance=tolerance)
     except (AssertionError, GraphoptError, onnx.checker.ValidationError) as exc:
         path = save_failure(original, str(label))
-        raise AssertionError(
-            f"{label} broke the model: {exc}\n  model saved to {path}\n  reproduce: graphopt optimize "
-            f"{path} -o /tmp/repro.onnx --pipeline '{label}' --on-failure raise") from exc
+        raise AssertionError(f"{label} broke the model: {exc}\n  model saved to {path}\n  reproduce: "
+                             f"{reproduce_line(pass_or_pipeline, str(label), path)}") from exc
     return candidate
+
+
+def reproduce_line(pass_or_pipeline: Any, label: str, path: str) -> str:
+    """The ``graphopt optimize`` command that replays a failure (loading the pass's file as a plugin)."""
+    plugin = ""
+    if not isinstance(pass_or_pipeline, str):
+        cls = type(pass_or_pipeline)
+        try:
+            source = inspect.getfile(cls)
+        except (TypeError, OSError):
+            source = ""
+        if source and os.path.isfile(source) and not cls.__module__.startswith("graphopt."):
+            plugin = f" --plugin {shlex.quote(source)}"
+    return (f"graphopt optimize {shlex.quote(path)} -o /tmp/repro.onnx --pipeline {shlex.quote(label)} "
+            f"--on-failure raise{plugin}")
 
 
 def _run(pass_or_pipeline: Any, model: Model) -> None:
