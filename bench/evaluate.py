@@ -7,14 +7,18 @@ JOB.json has ``mode``:
   external-data flag and the original's outputs on the manifest feeds.
 - ``compare``: ``model`` (a tool's output), ``original``, ``inputs``, ``reference`` (the .npz above) ->
   size, node count, op histogram, domains added, onnx.checker verdict and numeric agreement.
+- ``latency``: ``model``, ``inputs`` -> latency only (the original measured a second time).
 
-Both run onnxruntime on CPU with graph optimisations disabled, so the numbers measure the file, not ORT.
+Outputs come from onnxruntime on CPU with graph optimisations disabled, so the numbers measure the file,
+not ORT. ``reference`` and ``compare`` also measure ORT latency (``measure_latency``) unless the job has
+``"latency": false``; every session uses one thread.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -29,6 +33,8 @@ import corpus  # noqa: E402
 STANDARD_DOMAINS = {"", "ai.onnx"}
 # (rtol of the output's largest magnitude, atol) per float dtype, as graphopt's own checks use them.
 TOLERANCES = {"float64": (1e-9, 1e-12), "float32": (1e-4, 1e-5), "float16": (1e-2, 1e-3)}
+LATENCY_LEVELS = {"disabled": "ORT_DISABLE_ALL", "enabled": "ORT_ENABLE_ALL"}
+LATENCY_MIN_RUNS, LATENCY_MIN_SECONDS = 5, 1.0
 
 
 def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
@@ -72,25 +78,61 @@ def files_size(path: Path, model: onnx.ModelProto) -> int:
     return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
 
 
-def run_ort(path: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Outputs by name, onnxruntime CPU with graph optimisations disabled."""
+def session(path: str, level: str = "ORT_DISABLE_ALL") -> Any:
+    """An onnxruntime CPU session with one intra-op and one inter-op thread at a graph optimisation level.
+
+    One thread makes latency comparable between tools and repeatable on a loaded 2-core machine, and
+    makes the numeric reference independent of the machine's core count.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, feeds)))
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def measure_latency(path: str, feeds: dict[str, np.ndarray]) -> dict[str, float] | None:
-    """ORT inference latency of a model.
+def run_ort(sess: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs by name of one run of a session."""
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds)))
 
-    TODO(latency issue): not measured yet. Planned: one ORT session per (model, tool) output at
-    ORT_ENABLE_ALL and ORT_DISABLE_ALL, warm-up runs, then the median and p90 of N timed runs with the
-    thread count pinned, in this same fresh-process evaluator. Return {"median_ms", "p90_ms", ...}.
+
+def time_runs(sess: Any, feeds: dict[str, np.ndarray]) -> dict[str, float]:
+    """Median (and min, p90) of timed runs after one warm-up: at least 5 runs lasting at least 1 s.
+
+    A model slower than 0.2 s per run takes 5 runs, so a measurement costs about max(1 s, 6 runs).
     """
-    return None
+    sess.run(None, feeds)  # warm-up: allocates the arena, builds kernels' caches
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < LATENCY_MIN_RUNS or time.perf_counter() - started < LATENCY_MIN_SECONDS:
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1e3
+    return {"median_ms": float(np.median(ms)), "min_ms": float(ms.min()),
+            "p90_ms": float(np.percentile(ms, 90)), "runs": len(times),
+            "seconds": time.perf_counter() - started}
+
+
+def measure_latency(path: str, feeds: dict[str, np.ndarray], disabled: Any = None) -> dict[str, Any]:
+    """ORT CPU latency of a model, 1 thread, graph optimisations disabled and enabled (ORT_ENABLE_ALL).
+
+    ``disabled``: an existing ORT_DISABLE_ALL session of the same path (the numeric check's) to reuse.
+    A level whose session cannot be built or run gets ``{"error": ...}``: a finding, not a crash.
+    """
+    out: dict[str, Any] = {}
+    for key, level in LATENCY_LEVELS.items():
+        try:
+            sess = disabled if key == "disabled" and disabled is not None else session(path, level)
+            out[key] = time_runs(sess, feeds)
+        except Exception as exc:  # e.g. ORT_ENABLE_ALL refusing a fused op: recorded in the report
+            out[key] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        sess = None  # free this level's session before building the next one
+    return out
 
 
 def compare_outputs(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -149,10 +191,15 @@ def reference(job: dict[str, Any]) -> dict[str, Any]:
     """Describe the original and store its outputs on the manifest feeds."""
     model = onnx.load(job["model"], load_external_data=False)
     result = describe(job["model"], model) | {"dynamic_inputs": dynamic_inputs(model.graph)}
-    outputs = run_ort(job["model"], feeds_of(job))
+    del model
+    sess, feeds = session(job["model"]), feeds_of(job)
+    outputs = run_ort(sess, feeds)
     np.savez(job["reference"], **{f"{i}": v for i, v in enumerate(outputs.values())})
     Path(job["reference"] + ".names.json").write_text(json.dumps(list(outputs)))
-    return result | {"outputs": {n: list(v.shape) for n, v in outputs.items()}}
+    result["outputs"] = {n: list(v.shape) for n, v in outputs.items()}
+    if job.get("latency", True):
+        result["latency"] = measure_latency(job["model"], feeds, sess)
+    return result
 
 
 def load_reference(path: str) -> dict[str, np.ndarray]:
@@ -168,14 +215,22 @@ def compare(job: dict[str, Any]) -> dict[str, Any]:
     original = onnx.load(job["original"], load_external_data=False)
     out["domains_added"] = sorted(set(out.pop("domains")) - set(node_domains(op_histogram(original.graph))))
     out["opset_domains_added"] = sorted(set(out.pop("opset_domains")) - set(opset_domains(original)))
+    del original
     out["checker_error"] = check(job["model"])
+    sess, feeds = None, feeds_of(job)
     try:
-        actual = run_ort(job["model"], feeds_of(job))
-        out["numeric"] = compare_outputs(actual, load_reference(job["reference"]))
+        sess = session(job["model"])
+        out["numeric"] = compare_outputs(run_ort(sess, feeds), load_reference(job["reference"]))
     except Exception as exc:  # ORT refusing the output is a result
         out["numeric"] = {"error": f"{type(exc).__name__}: {exc}"[:2000], "within_tolerance": False}
-    out["latency"] = measure_latency(job["model"], feeds_of(job))
+    if job.get("latency", True) and "error" not in out["numeric"]:
+        out["latency"] = measure_latency(job["model"], feeds, sess)
     return out
+
+
+def latency(job: dict[str, Any]) -> dict[str, Any]:
+    """Latency of ``model`` alone: the original measured again after the tools, to show the noise."""
+    return {"latency": measure_latency(job["model"], feeds_of(job))}
 
 
 def feeds_of(job: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -183,11 +238,14 @@ def feeds_of(job: dict[str, Any]) -> dict[str, np.ndarray]:
     return corpus.make_feeds([corpus.InputSpec.from_json(i) for i in job["inputs"]])
 
 
+MODES = {"reference": reference, "compare": compare, "latency": latency}
+
+
 def main(argv: list[str]) -> int:
     """Run the job in argv[0]; write the result (or the error) to argv[1]."""
     job = json.loads(Path(argv[0]).read_text())
     try:
-        result = {"ok": True} | (reference(job) if job["mode"] == "reference" else compare(job))
+        result = {"ok": True} | MODES[job["mode"]](job)
     except Exception as exc:  # reported to the runner
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000],
                   "traceback": traceback.format_exc()[-4000:]}

@@ -1,13 +1,15 @@
 """Benchmark runner: every tool on every corpus model, each run in a fresh subprocess with a timeout.
 
 Usage: python bench/run.py [--only a,b] [--tools floor,onnxsim] [--models-dir DIR] [--timeout 600]
-                           [--results DIR] [--keep-outputs]
+                           [--results DIR] [--keep-outputs] [--no-latency] [--no-scale] [--scale-sizes N,M]
 
 Run it with the bench virtualenv (/work/venvs/bench/bin/python), where graphopt is installed in editable
 mode. Tools run one after the other (never in parallel: timings and RSS would interfere). For each model:
 the original is described and its outputs on the manifest feeds saved (bench/evaluate.py), then each tool
-runs (bench/tools.py) and its output is scored (bench/evaluate.py), each in its own process. Writes
-RESULTS/<timestamp>.jsonl (one record per line: meta, model, result, end) and RESULTS/report.{md,json}.
+runs (bench/tools.py) and its output is scored (bench/evaluate.py, ORT latency included), each in its own
+process; last, the original's latency is measured again (the noise). Then the synthetic chains of
+bench/scale.py are timed. Writes RESULTS/<timestamp>.jsonl (one record per line: meta, model, result,
+latency-again, scale, end) and RESULTS/report.{md,json}.
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 import report  # noqa: E402
+import scale  # noqa: E402
 import tools  # noqa: E402
+from subproc import subprocess_run  # noqa: E402
 
+SHM = Path("/dev/shm")
 EXTERNAL_BYTES = 1_800_000_000  # originals above this (or with external data) are saved with external data
 PACKAGES = ("graphopt", "onnx", "onnxruntime", "onnxsim", "onnxslim", "onnxoptimizer", "onnxscript",
             "onnx-ir", "numpy", "protobuf")
@@ -48,7 +52,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated tools, run in this order")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per subprocess")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results", help="output folder")
-    parser.add_argument("--keep-outputs", action="store_true", help="keep the optimized models")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="keep the optimized models in RESULTS/work-<timestamp>/ (otherwise the work "
+                             "folder is in /dev/shm when it has room, and removed at the end)")
+    parser.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure ORT latency of the original (twice) and of every tool's output")
+    parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the synthetic residual chains of bench/scale.py")
+    parser.add_argument("--scale-sizes", default=",".join(map(str, scale.SIZES)),
+                        help="node counts of the synthetic chains")
     return parser.parse_args(argv)
 
 
@@ -61,35 +73,11 @@ def pick(names: list[str], wanted: str, what: str) -> list[str]:
     return chosen
 
 
-def subprocess_run(script: str, job: dict[str, Any], folder: Path, timeout: float) -> dict[str, Any]:
-    """Run ``bench/<script> JOB RESULT`` in a fresh interpreter; its JSON result, or why there is none."""
-    folder.mkdir(parents=True, exist_ok=True)
-    job_file, result_file = folder / f"{script}.job.json", folder / f"{script}.result.json"
-    job_file.write_text(json.dumps(job))
-    result_file.unlink(missing_ok=True)
-    command = [sys.executable, str(BENCH_DIR / script), str(job_file), str(result_file)]
-    start = time.perf_counter()
-    with open(folder / f"{script}.log", "w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: kills the tool and anything it spawned
-            proc.wait()
-            return {"ok": False, "status": "timeout", "error": f"timed out after {timeout:g} s",
-                    "wall_seconds": time.perf_counter() - start}
-    wall = time.perf_counter() - start
-    if result_file.exists():
-        return json.loads(result_file.read_text()) | {"wall_seconds": wall}
-    tail = (folder / f"{script}.log").read_text(errors="replace")[-1500:]
-    return {"ok": False, "status": "crashed", "wall_seconds": wall,
-            "error": f"exit code {proc.returncode} without a result; output tail:\n{tail}"}
-
-
-def describe_model(entry: dict[str, Any], models_dir: Path, work: Path, timeout: float) -> dict[str, Any]:
+def describe_model(entry: dict[str, Any], models_dir: Path, work: Path, timeout: float,
+                   latency: bool) -> dict[str, Any]:
     """Reference run of the original: structure, dynamic inputs, outputs saved for the comparisons."""
     job = {"mode": "reference", "model": str(models_dir / entry["path"]), "inputs": entry["inputs"],
-           "reference": str(work / "reference.npz")}
+           "reference": str(work / "reference.npz"), "latency": latency}
     info = subprocess_run("evaluate.py", job, work, timeout)
     if not info["ok"]:
         raise RuntimeError(f"{entry['name']}: cannot run the original: {info['error']}")
@@ -123,7 +111,8 @@ def run_tool(tool: str, entry: dict[str, Any], info: dict[str, Any], args: argpa
                                        "extra")}
     if ran["ok"]:
         job = {"mode": "compare", "model": str(out), "original": str(model), "inputs": entry["inputs"],
-               "reference": str(work / "reference.npz")}
+               "reference": str(work / "reference.npz"),
+               "latency": args.latency and tool not in report.FLOORS}  # the original is timed twice instead
         scored = subprocess_run("evaluate.py", job, folder, args.timeout)
         if not scored.pop("ok"):
             record |= {"status": "error", "error": f"evaluation failed: {scored.get('error')}"}
@@ -132,6 +121,14 @@ def run_tool(tool: str, entry: dict[str, Any], info: dict[str, Any], args: argpa
     if not args.keep_outputs:
         shutil.rmtree(folder / "out", ignore_errors=True)
     return record
+
+
+def latency_again(entry: dict[str, Any], args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The original's latency measured a second time, after the tools: the latency noise."""
+    job = {"mode": "latency", "model": str(args.models_dir / entry["path"]), "inputs": entry["inputs"]}
+    ran = subprocess_run("evaluate.py", job, work / "original-again", args.timeout)
+    return {"type": "latency-again", "model": entry["name"], "latency": ran.get("latency"),
+            "error": None if ran["ok"] else ran.get("error")}
 
 
 def meta_record(args: argparse.Namespace, tools_run: list[str]) -> dict[str, Any]:
@@ -162,19 +159,72 @@ def progress(record: dict[str, Any]) -> str:
             f"{record['nodes']:5d}  rss {record['peak_rss_bytes'] / 2**20:7.0f} MiB  "
             f"rel err {numeric.get('max_rel', float('nan')):.1e}  "
             f"{'ok' if numeric.get('within_tolerance') else 'MISMATCH'}"
-            f"{'' if record['checker_error'] is None else '  CHECKER FAILED'}")
+            f"{'' if record['checker_error'] is None else '  CHECKER FAILED'}"
+            + "".join(f"  {level} {fmt_ms(lat.get('median_ms'))}"
+                      for level, lat in (record.get("latency") or {}).items()))
+
+
+def latency_line(first: dict[str, Any] | None, again: dict[str, Any] | None) -> str:
+    """Console line: the original's median latency, both times, at both ORT levels."""
+    def ms(lat: dict[str, Any] | None, level: str) -> str:
+        return fmt_ms((lat or {}).get(level, {}).get("median_ms"))
+    return "  original latency  " + "  ".join(f"{level} {ms(first, level)} / again {ms(again, level)}"
+                                               for level in ("disabled", "enabled"))
+
+
+def fmt_ms(value: float | None) -> str:
+    """Milliseconds with 3 significant digits, or a dash."""
+    return "-" if value is None else f"{value:.3g} ms"
+
+
+def work_folder(args: argparse.Namespace, stamp: str, largest: int) -> Path:
+    """Where jobs, logs and tool outputs go: RAM (/dev/shm) when it has room and outputs are not kept.
+
+    Writing a 440 MB output to disk puts the kernel's writeback in the next tools' timings (the floor ran
+    from 0.4 to 1.0 s on the same file); tmpfs takes that out and is the same for every tool.
+    """
+    if not args.keep_outputs and SHM.is_dir() and os.access(SHM, os.W_OK) \
+            and shutil.disk_usage(SHM).free > 3 * largest + 2**30:
+        return SHM / f"graphopt-bench-{stamp}"
+    return args.results / f"work-{stamp}"
+
+
+def run_models(manifest: list[dict[str, Any]], tools_run: list[str], args: argparse.Namespace,
+               work_root: Path, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Every tool on every model: describe the original, run and score each tool, time the original again."""
+    for entry in manifest:
+        print(f"{entry['name']}", flush=True)
+        work = work_root / entry["name"]
+        try:
+            info = describe_model(entry, args.models_dir, work, args.timeout, args.latency)
+        except RuntimeError as exc:  # the original itself does not run: nothing to compare against
+            emit({"type": "model", "model": entry["name"], "error": str(exc)})
+            print(f"  SKIPPED: {exc}", flush=True)
+            continue
+        emit({"type": "model", "model": entry["name"], "loadavg": os.getloadavg()}
+             | {k: v for k, v in info.items() if k != "ok"})
+        for tool in tools_run:
+            record = run_tool(tool, entry, info, args, work)
+            emit(record)
+            print(progress(record), flush=True)
+        if args.latency:
+            again = latency_again(entry, args, work)
+            emit(again)
+            print(latency_line(info.get("latency"), again["latency"]), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every selected tool on every selected model; write the JSONL and the report."""
+    """Run every selected tool on every selected model, then the synthetic scale; write JSONL and report."""
     args = parse_args(argv)
     start = time.perf_counter()
     manifest = json.loads((args.models_dir / "manifest.json").read_text())["models"]
     names = pick([m["name"] for m in manifest], args.only, "model(s)")
+    manifest = [m for m in manifest if m["name"] in names]
     tools_run = pick(tools.tool_names(), args.tools, "tool(s)")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     args.results.mkdir(parents=True, exist_ok=True)
-    jsonl, work_root = args.results / f"{stamp}.jsonl", args.results / f"work-{stamp}"
+    jsonl = args.results / f"{stamp}.jsonl"
+    work_root = work_folder(args, stamp, max((m.get("size_bytes", 0) for m in manifest), default=0))
     records: list[dict[str, Any]] = []
 
     def emit(record: dict[str, Any]) -> None:
@@ -182,23 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         with open(jsonl, "a") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
 
-    emit(meta_record(args, tools_run))
-    for entry in (m for m in manifest if m["name"] in names):
-        print(f"{entry['name']}", flush=True)
-        work = work_root / entry["name"]
-        try:
-            info = describe_model(entry, args.models_dir, work, args.timeout)
-        except RuntimeError as exc:  # the original itself does not run: nothing to compare against
-            emit({"type": "model", "model": entry["name"], "error": str(exc)})
-            print(f"  SKIPPED: {exc}", flush=True)
-            continue
-        emit({"type": "model", "model": entry["name"]} | {k: v for k, v in info.items() if k != "ok"})
-        for tool in tools_run:
-            emit(run_tool(tool, entry, info, args, work))
-            print(progress(records[-1]), flush=True)
-    emit({"type": "end", "wall_seconds": time.perf_counter() - start})
-    if not args.keep_outputs:
-        shutil.rmtree(work_root, ignore_errors=True)
+    emit(meta_record(args, tools_run) | {"work": str(work_root)})
+    try:
+        run_models(manifest, tools_run, args, work_root, emit)
+        if args.scale:
+            sizes = tuple(int(s) for s in args.scale_sizes.split(","))
+            scale.run_scale(scale.BENCH_DIR / ".cache" / "scale", work_root / "scale", sizes, repeats=2,
+                            timeout=min(args.timeout, 300.0), emit=emit)
+    finally:
+        if not args.keep_outputs:
+            shutil.rmtree(work_root, ignore_errors=True)
+    emit({"type": "end", "wall_seconds": time.perf_counter() - start, "loadavg": os.getloadavg()})
     md = report.write_report(records, args.results)
     print(f"\n{jsonl}\n{md}\nwall time {time.perf_counter() - start:.0f} s")
     return 0

@@ -8,7 +8,7 @@ of the inputs whose declared shape is not fully static).
 
 The tool's modules are imported and its inputs built *before* the timer starts, so ``seconds`` covers the
 tool's own work only: load + optimize + save. ``peak_rss_bytes`` is this process's peak resident set
-(imports included), read with getrusage after the work.
+(imports included), read from /proc/self/status (VmHWM) after the work.
 """
 
 from __future__ import annotations
@@ -204,17 +204,30 @@ def tool_names() -> list[str]:
     return names + list(ALIASES)
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set: VmHWM of its own address space.
+
+    Not getrusage's ru_maxrss: Linux carries the parent's high-water mark across a vfork+exec (which is
+    how subprocess starts this worker), so ru_maxrss never reads below the runner's own RSS.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # no /proc: KiB, as Linux counts
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Import, prepare, then time the tool's work; return seconds, RSS and the tool's extras."""
     modules, prepare, work = TOOLS[ALIASES.get(job.tool, job.tool)]
     for module in modules:
         importlib.import_module(module)
     prep = prepare(job) if prepare else {}
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_before = peak_rss_bytes()
     start = time.perf_counter()
     extra = work(job, prep)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    peak = peak_rss_bytes()
     return {"ok": True, "seconds": seconds, "peak_rss_bytes": peak, "rss_before_bytes": rss_before,
             "extra": extra}
 
