@@ -76,6 +76,7 @@ class T:
     bound: float
     dead: bool = False  # produced by a dead-branch step: only dead steps may read it
     produced: bool = True  # False for graph inputs
+    shape_valued: bool = False  # computed from a Shape: onnxruntime propagates it as 1-D shape data
 
     @property
     def rank(self) -> int:
@@ -221,7 +222,10 @@ class Ctx:
     def emit(self, op: str, inputs: Sequence[str], dtype: int, shape: Sequence[int], bound: float,
              **attrs: Any) -> T:
         """Append a one-output node and put its output into the pool."""
-        return self.add(self.node(op, inputs, **attrs)[0], dtype, shape, bound)
+        t = self.add(self.node(op, inputs, **attrs)[0], dtype, shape, bound)
+        from_shape = {p.name for p in self.pool if p.shape_valued}
+        t.shape_valued = op == "Shape" or any(name in from_shape for name in inputs)
+        return t
 
     def const(self, array: np.ndarray) -> str:
         """A constant: an initializer, or sometimes a Constant node when the budget allows."""
@@ -298,6 +302,20 @@ def max_abs(array: np.ndarray | None, default: float) -> float:
     return float(np.max(np.abs(array.astype(np.float64)))) if array.size else 0.0
 
 
+# Ops that keep shape data 1-D. onnxruntime propagates Shape outputs as symbolic shape data and
+# rejects valid models once such data becomes 2-D (Unsqueeze of a Shape, then Add: "Invalid rank for
+# Add broadcasting"), so shape-valued tensors only feed these.
+SHAPE_DATA_OPS = frozenset({"Gather", "Concat", "Cast", "Identity", "Add", "Sub", "Mul", "Slice", "Abs",
+                            "Relu", "Reshape"})
+
+
+def _takes(spec: OpSpec, ctx: Ctx, t: T) -> bool:
+    """Whether ``spec`` may take ``t`` as its main input (shape data stays 1-D)."""
+    if t.shape_valued and spec.op not in SHAPE_DATA_OPS:
+        return False
+    return spec.applies(ctx, t)
+
+
 def fill(ctx: Ctx, specs: Sequence[OpSpec], least: int,
          primary: Callable[[T], bool] = lambda t: True) -> None:
     """Spend the node budget in steps: each draws an op that applies, then its main input.
@@ -309,12 +327,12 @@ def fill(ctx: Ctx, specs: Sequence[OpSpec], least: int,
         ctx.dead = ctx.cfg.dead_branches and ctx.budget >= 2 and ctx.rarely()
         ctx.reserve = 2 if ctx.dead else 1
         usable = [t for t in reversed(ctx.pool) if (ctx.dead or not t.dead) and primary(t)]
-        eligible: list[OpSpec | None] = [s for s in specs if any(s.applies(ctx, t) for t in usable)]
+        eligible: list[OpSpec | None] = [s for s in specs if any(_takes(s, ctx, t) for t in usable)]
         if len(ctx.nodes) + ctx.budget > least and (ctx.last is not None or ctx.budget > 1):
             eligible.insert(0, None)
         spec = ctx.choice(eligible)
         if spec is None:
             ctx.budget -= 1
             continue
-        spec.build(ctx, ctx.choice([t for t in usable if spec.applies(ctx, t)]))
+        spec.build(ctx, ctx.choice([t for t in usable if _takes(spec, ctx, t)]))
     ctx.dead, ctx.reserve = False, 1

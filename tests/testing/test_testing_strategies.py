@@ -275,3 +275,13 @@ def test_feeds_refuses_an_empty_or_infinite_range() -> None:
     for low, high in [(1.0, 1.0), (0.0, float("inf")), (float("nan"), 1.0)]:
         with pytest.raises(InvalidArgument):
             feeds(model, low=low, high=high)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(models(ops=["Shape", "Unsqueeze", "Add", "Transpose", "Gather", "Concat"], max_nodes=8))
+def test_shape_data_stays_one_dimensional_so_onnxruntime_loads_it(model: onnx.ModelProto) -> None:
+    """Regression (long profile): Unsqueeze of a Shape output then Add is valid ONNX that onnxruntime
+    rejects ("Invalid rank for Add broadcasting"); shape-valued tensors now only feed 1-D-keeping ops."""
+    import onnxruntime as ort
+
+    ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
