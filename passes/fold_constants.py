@@ -114,8 +114,8 @@ class FoldConstants:
     def _budget(self, node: Node) -> int:
         """Bytes a fold may create: what dies with the node, plus the allowance, capped."""
         dying = {id(v): v for v in node.inputs
-                 if v is not None and v.const is not None and v.consumers() == [node]
-                 and not v.is_graph_output}
+                 if v is not None and v.const is not None and not v.is_graph_output
+                 and all(user is node for user, _ in v.iter_uses())}  # stops at another reader
         freed = sum(v.const.nbytes for v in dying.values())  # type: ignore[union-attr]
         return min(freed + self.growth_allowance, self.max_output_bytes)
 

@@ -60,10 +60,19 @@ def _collect(graph: onnx.GraphProto, out: dict[str, onnx.TypeProto]) -> None:
 
 
 def untyped_outputs(model: Model) -> int:
-    """How many node outputs (of standard-domain nodes) lack a known dtype or shape."""
+    """How many node outputs (of standard-domain nodes) lack a known dtype or a complete shape.
+
+    A dimension inference could not name (None, or one of onnx's made-up ``unk__N`` symbols) counts
+    as missing: a later inference, after folding, may well know it.
+    """
     return sum(1 for node in model.graph.all_nodes() if node.domain in ("", "ai.onnx")
                for out in node.outputs
-               if out.type_proto is None and (out.dtype is None or out.shape is None))
+               if out.type_proto is None and (out.dtype is None or out.shape is None
+                                              or any(_unknown(d) for d in out.shape)))
+
+
+def _unknown(dim: Dim) -> bool:
+    return dim is None or (isinstance(dim, str) and dim.startswith("unk__"))
 
 
 def refresh_types(model: Model) -> int:
