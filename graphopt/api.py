@@ -29,7 +29,7 @@ from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
 from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
-DEFAULT_PIPELINE = "fixpoint(eliminate-dead-code,fold-constants){max=8},topological-sort"
+DEFAULT_PIPELINE = "fixpoint(eliminate-dead-code,fold-constants,fuse-batchnorm){max=8},topological-sort"
 CHECK_MODES = ("each", "final", "off")
 
 

@@ -13,11 +13,11 @@ from graphopt.pass_infra.manager import PassManager
 from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
-BUILTINS = ["eliminate-dead-code", "fold-constants", "topological-sort"]
+BUILTINS = ["eliminate-dead-code", "fold-constants", "fuse-batchnorm", "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
-    """A fresh registry knows exactly the three built-ins, loaded like any plugin."""
+    """A fresh registry knows exactly the four built-ins, loaded like any plugin."""
     assert list(PassRegistry().all()) == BUILTINS
 
 
@@ -82,7 +82,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("fold-constant")
     assert str(info.value) == ("unknown pass 'fold-constant' (known passes: eliminate-dead-code, "
-                               "fold-constants, topological-sort, with-options; see 'graphopt list-passes')")
+                               "fold-constants, fuse-batchnorm, topological-sort, with-options; "
+                               "see 'graphopt list-passes')")
     assert isinstance(info.value, UsageError)
 
 

@@ -1,0 +1,12 @@
+"""The pattern-rewrite helper every fusion uses, public for users' own rules.
+
+``Op``/``Var``/``Const``/``Opt`` build tree patterns rooted at the last op; a ``Rule`` is pattern + check
+(returning a rejection reason) + rewrite; ``apply_rules`` matches consumers first so the largest pattern
+wins, refuses matches whose intermediate values escape, and keeps per-rule statistics.
+"""
+
+from graphopt.rewrite.pattern import Const, Match, Op, Opt, Var, match
+from graphopt.rewrite.rule import RewriteContext, Rule, RuleStats, apply_rules, escapes
+
+__all__ = ["Const", "Match", "Op", "Opt", "RewriteContext", "Rule", "RuleStats", "Var", "apply_rules",
+           "escapes", "match"]

@@ -1,0 +1,163 @@
+"""Rewrite rules (pattern + check + rewrite) and the driver that applies them to a fixed point."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from graphopt.ir.graph import Graph
+from graphopt.ir.model import Model
+from graphopt.ir.mutate import replace_all_uses_with
+from graphopt.ir.node import Node
+from graphopt.ir.tensor import Tensor
+from graphopt.ir.value import Value
+from graphopt.rewrite.pattern import Match, Op, match
+
+PROVENANCE_KEY = "graphopt.rewrite"
+
+
+class RewriteContext:
+    """What a rule's rewrite builds with: new nodes (recorded with provenance) and constants."""
+
+    def __init__(self, model: Model, graph: Graph, rule: str) -> None:
+        self.model, self.graph, self.rule = model, graph, rule
+        self.new_nodes: list[Node] = []
+        self.new_consts: list[Value] = []
+
+    def node(self, op_type: str, inputs: Sequence[Value | None], attrs: dict[str, Any] | None = None, *,
+             num_outputs: int = 1, domain: str = "") -> Node:
+        """Create a node that will be inserted before the match's root."""
+        node = Node(op_type, inputs, attrs, num_outputs=num_outputs, domain=domain)
+        node.metadata_props[PROVENANCE_KEY] = self.rule
+        self.new_nodes.append(node)
+        return node
+
+    def const(self, array: Any, dtype: int | None = None) -> Value:
+        """A new constant of the graph being rewritten (dropped again if the rewrite declines)."""
+        value = self.graph.add_const(Tensor.from_array(np.asarray(array), dtype))
+        self.new_consts.append(value)
+        return value
+
+    def discard(self) -> None:
+        """Undo what a declined rewrite created (its nodes were never inserted)."""
+        for node in self.new_nodes:
+            node.set_inputs(())
+        for value in self.new_consts:
+            if not value.num_uses:
+                self.graph.remove_const(value)
+
+
+Check = Callable[[Match, Model], "str | None"]
+Rewrite = Callable[[Match, RewriteContext], "Sequence[Value] | None"]
+
+
+def _accept(match: Match, model: Model) -> str | None:
+    return None
+
+
+@dataclass
+class Rule:
+    """``pattern`` finds candidates, ``check`` returns a rejection reason (None accepts) and
+    ``rewrite`` returns the values that replace the root's outputs (None declines)."""
+
+    name: str
+    pattern: Op
+    rewrite: Rewrite
+    check: Check = _accept
+
+
+@dataclass
+class RuleStats:
+    """Per-rule statistics: attempts, matches, rejections by reason, time."""
+
+    attempts: int = 0
+    matches: int = 0
+    rejections: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for reports."""
+        return {"attempts": self.attempts, "matches": self.matches,
+                "rejections": dict(sorted(self.rejections.items())), "seconds": round(self.seconds, 6)}
+
+
+def escapes(found: Match) -> str | None:
+    """The framework's own check: no intermediate value may be read outside the match."""
+    inside = set(found.matched)
+    for node in found.matched[1:]:
+        for out in node.outputs:
+            if out.is_graph_output:
+                return "intermediate value is a graph output"
+            if any(user not in inside for user, _ in out.iter_uses()):
+                return "intermediate value is used outside the match"
+    return None
+
+
+def apply_rules(model: Model, rules: Sequence[Rule], *, max_iterations: int = 10,
+                stats: dict[str, RuleStats] | None = None) -> dict[str, RuleStats]:
+    """Apply ``rules`` consumers-first (largest pattern wins) in every graph until nothing matches.
+
+    Returns statistics per rule name. Matched nodes that become unused are removed, with the
+    constants only they read.
+    """
+    stats = stats if stats is not None else {}
+    for rule in rules:
+        stats.setdefault(rule.name, RuleStats())
+    for _ in range(max_iterations):
+        if not sum(_sweep(model, graph, rules, stats) for graph in list(model.graph.all_graphs())):
+            break
+    return stats
+
+
+def _sweep(model: Model, graph: Graph, rules: Sequence[Rule], stats: dict[str, RuleStats]) -> int:
+    applied = 0
+    for node in graph.reversed():
+        if node.graph is not graph:
+            continue
+        for rule in rules:
+            if _try(model, graph, node, rule, stats[rule.name]):
+                applied += 1
+                break
+    return applied
+
+
+def _try(model: Model, graph: Graph, node: Node, rule: Rule, stat: RuleStats) -> bool:
+    start = time.perf_counter()
+    try:
+        stat.attempts += 1
+        found = match(rule.pattern, node)
+        if found is None:
+            return False
+        reason = escapes(found) or rule.check(found, model)
+        if reason is not None:
+            stat.rejections[reason] += 1
+            return False
+        ctx = RewriteContext(model, graph, rule.name)
+        replacements = rule.rewrite(found, ctx)
+        if replacements is None:
+            stat.rejections["rewrite declined"] += 1
+            ctx.discard()
+            return False
+        _splice(graph, found, ctx, replacements)
+        stat.matches += 1
+        return True
+    finally:
+        stat.seconds += time.perf_counter() - start
+
+
+def _splice(graph: Graph, found: Match, ctx: RewriteContext, replacements: Sequence[Value]) -> None:
+    root = found.root
+    graph.insert_before(root, ctx.new_nodes)
+    for old, new in zip(root.outputs, replacements):
+        replace_all_uses_with(old, new)
+    kept = set(replacements)  # a rewrite may keep part of the match (Relu(Relu(x)) -> inner Relu)
+    doomed = [n for n in found.matched if not any(o in kept for o in n.outputs)]
+    read = [v for n in doomed for v in n.inputs if v is not None and v.const is not None]
+    graph.remove(doomed)
+    for value in dict.fromkeys(read):  # constants only the replaced nodes read go with them
+        if not value.num_uses and not value.is_graph_output and value.graph is not None:
+            value.graph.remove_const(value)
