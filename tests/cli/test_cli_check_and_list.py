@@ -86,6 +86,9 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "fold-constants           Replace computable nodes by constants.\n"
         "fuse-batchnorm           Fold BatchNormalization (inference mode) into the Conv, ConvTranspose or "
         "Gemm feeding it.\n"
+        "fuse-matmul-add          Fuse MatMul followed by a per-column bias Add into one Gemm.\n"
+        "simplify-chains          Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze and "
+        "Cast-Cast chains.\n"
         "topological-sort         Reorder nodes so every value is defined before use, keeping the "
         "current order where valid.\n"
         "\n"
@@ -105,8 +108,9 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:5]] == ["do-nothing", "eliminate-dead-code", "fold-constants",
-                                                       "fuse-batchnorm", "topological-sort"]
+    assert [line.split()[0] for line in lines[:7]] == ["do-nothing", "eliminate-dead-code", "fold-constants",
+                                                       "fuse-batchnorm", "fuse-matmul-add", "simplify-chains",
+                                                       "topological-sort"]
     assert lines[0] == "do-nothing               Changes nothing, on purpose."
     assert list(PassRegistry().all()) == ["eliminate-dead-code", "fold-constants", "fuse-batchnorm",
-                                          "topological-sort"]
+                                          "fuse-matmul-add", "simplify-chains", "topological-sort"]

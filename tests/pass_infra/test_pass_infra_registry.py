@@ -13,7 +13,8 @@ from graphopt.pass_infra.manager import PassManager
 from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
-BUILTINS = ["eliminate-dead-code", "fold-constants", "fuse-batchnorm", "topological-sort"]
+BUILTINS = ["eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add", "simplify-chains",
+            "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
@@ -82,7 +83,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("fold-constant")
     assert str(info.value) == ("unknown pass 'fold-constant' (known passes: eliminate-dead-code, "
-                               "fold-constants, fuse-batchnorm, topological-sort, with-options; "
+                               "fold-constants, fuse-batchnorm, fuse-matmul-add, simplify-chains, "
+                               "topological-sort, with-options; "
                                "see 'graphopt list-passes')")
     assert isinstance(info.value, UsageError)
 

@@ -1,0 +1,189 @@
+"""simplify-chains: collapse Transpose/Reshape/Unsqueeze-Squeeze/Cast chains into one node (or none)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from graphopt import Model, PassResult, Value, register_pass
+from graphopt.analyses.shapes import refresh_types
+from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules
+
+# ONNX dtype codes
+FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = \
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+BFLOAT16 = 16
+INTEGERS = frozenset({UINT8, INT8, UINT16, INT16, INT32, INT64, UINT32, UINT64})
+FLOATING = frozenset({FLOAT, FLOAT16, DOUBLE, BFLOAT16})
+# src -> the types that represent every value of src exactly (widening casts)
+EXACT: dict[int, frozenset[int]] = {
+    BOOL: INTEGERS | FLOATING,
+    UINT8: frozenset({UINT16, INT16, UINT32, INT32, UINT64, INT64, FLOAT16, BFLOAT16, FLOAT, DOUBLE}),
+    INT8: frozenset({INT16, INT32, INT64, FLOAT16, BFLOAT16, FLOAT, DOUBLE}),
+    UINT16: frozenset({UINT32, INT32, UINT64, INT64, FLOAT, DOUBLE}),
+    INT16: frozenset({INT32, INT64, FLOAT, DOUBLE}),
+    UINT32: frozenset({UINT64, INT64, DOUBLE}),
+    INT32: frozenset({INT64, DOUBLE}),
+    FLOAT16: frozenset({FLOAT, DOUBLE}),
+    BFLOAT16: frozenset({FLOAT, DOUBLE}),
+    FLOAT: frozenset({DOUBLE}),
+}
+
+
+def _exact(src: int, dst: int) -> bool:
+    return src == dst or dst in EXACT.get(src, ())
+
+
+def _same_type(found: Match, root: str) -> Value:
+    """The root's output, whose known type any replacement value inherits."""
+    return found[root].outputs[0]
+
+
+def _typed(value: Value, like: Value) -> Value:
+    if value.dtype is None:
+        value.dtype = like.dtype
+    if value.shape is None:
+        value.shape = like.shape
+    return value
+
+
+# Transpose(Transpose(x, p1), p2): out[i] = in[perm[i]], so the pair is Transpose(x, p1[p2[i]]).
+
+def _perm(node_perm: list[int] | None, rank: int | None) -> list[int] | None:
+    if node_perm is not None:
+        return [int(p) for p in node_perm]
+    return None if rank is None else list(range(rank))[::-1]  # omitted perm reverses the axes
+
+
+def _transpose_check(found: Match, model: Model) -> str | None:
+    rank = found["x"].rank
+    p1, p2 = _perm(found["t1"].attr("perm"), rank), _perm(found["t2"].attr("perm"), rank)
+    if p1 is None or p2 is None:
+        return "perm omitted and rank unknown"
+    if len(p1) != len(p2):
+        return "perm lengths differ"
+    return None
+
+
+def _transpose(found: Match, ctx: RewriteContext) -> list[Value]:
+    rank = found["x"].rank
+    p1, p2 = _perm(found["t1"].attr("perm"), rank), _perm(found["t2"].attr("perm"), rank)
+    perm = [p1[i] for i in p2]  # type: ignore[index]
+    if perm == list(range(len(perm))):
+        return [found["x"]]
+    node = ctx.node("Transpose", [found["x"]], {"perm": perm})
+    return [_typed(node.outputs[0], _same_type(found, "t2"))]
+
+
+# Reshape(Reshape(x, s1), s2) -> Reshape(x, s2): the first shape is irrelevant when s2 is absolute.
+
+def _reshape_check(found: Match, model: Model) -> str | None:
+    if model.opset < 5:
+        return "opset < 5 (Reshape shape is an attribute)"
+    shape = found["s2"].const.numpy()
+    if (shape == 0).any() and not found["r2"].attr("allowzero", 0):
+        return "second shape copies dimensions (0 entries)"
+    return None
+
+
+def _reshape(found: Match, ctx: RewriteContext) -> list[Value]:
+    r2 = found["r2"]
+    node = ctx.node("Reshape", [found["x"], found["s2"]], dict(r2.attrs))
+    return [_typed(node.outputs[0], _same_type(found, "r2"))]
+
+
+# Squeeze(Unsqueeze(x, axes), axes) -> x: Squeeze's input is Unsqueeze's output, so negative axes of
+# both count from the same rank and equal axis sets mean the same dimensions.
+
+def _axes(found: Match, node_key: str, const_key: str) -> list[int] | None:
+    value = found.get(const_key)
+    if value is not None:
+        return [int(a) for a in np.asarray(value.const.numpy()).reshape(-1)]
+    axes = found[node_key].attr("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _squeeze_check(found: Match, model: Model) -> str | None:
+    inputs_form = found.get("a1") is not None
+    if inputs_form != (model.opset >= 13):
+        return "axes form does not match the opset"
+    a1, a2 = _axes(found, "u", "a1"), _axes(found, "s", "a2")
+    if a1 is None or a2 is None:
+        return "axes omitted"
+    out_rank = _out_rank(found["x"], a1)
+    if out_rank is not None:
+        a1, a2 = [a % out_rank for a in a1], [a % out_rank for a in a2]
+    if sorted(a1) != sorted(a2):
+        return "axes differ"
+    return None
+
+
+def _out_rank(x: Value, axes: list[int]) -> int | None:
+    return None if x.rank is None else x.rank + len(axes)
+
+
+def _squeeze(found: Match, ctx: RewriteContext) -> list[Value]:
+    return [found["x"]]
+
+
+# Cast(Cast(x, T1), T2) -> Cast(x, T2) when the first cast keeps every value of x.
+
+def _cast_check(found: Match, model: Model) -> str | None:
+    if model.opset < 6:
+        return "opset < 6 (Cast 'to' is a string)"
+    src, mid, dst = found["x"].dtype, found["c1"].attr("to"), found["c2"].attr("to")
+    if src is None:
+        return "input dtype unknown"
+    if STRING in (src, mid, dst):
+        return "string cast"
+    if not _exact(src, mid):
+        return "first cast is not value-exact (narrowing)"
+    if src in INTEGERS and mid in FLOATING and dst in INTEGERS and not _exact(src, dst):
+        return "integer through float to a narrower integer (out-of-range behaviour differs)"
+    return None
+
+
+def _cast(found: Match, ctx: RewriteContext) -> list[Value]:
+    c2 = found["c2"]
+    if c2.attr("to") == found["x"].dtype:
+        return [found["x"]]
+    node = ctx.node("Cast", [found["x"]], dict(c2.attrs))
+    return [_typed(node.outputs[0], _same_type(found, "c2"))]
+
+
+RULES = [
+    Rule("transpose-transpose", Op("Transpose", Op("Transpose", Var("x"), capture="t1"), capture="t2"),
+         _transpose, _transpose_check),
+    Rule("reshape-reshape", Op("Reshape", Op("Reshape", Var("x"), Const("s1"), capture="r1"), Const("s2"),
+                               capture="r2"), _reshape, _reshape_check),
+    Rule("unsqueeze-squeeze", Op("Squeeze", Op("Unsqueeze", Var("x"), Const("a1"), capture="u"), Const("a2"),
+                                 capture="s"), _squeeze, _squeeze_check),
+    Rule("unsqueeze-squeeze-attr", Op("Squeeze", Op("Unsqueeze", Var("x"), capture="u"), capture="s"),
+         _squeeze, _squeeze_check),
+    Rule("cast-cast", Op("Cast", Op("Cast", Var("x"), capture="c1"), capture="c2"), _cast, _cast_check),
+]
+
+
+@register_pass
+@dataclass
+class SimplifyChains:
+    """Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze and Cast-Cast chains.
+
+    Transposes compose (``out[i] = in[p1[p2[i]]]``; an identity pair disappears); a Reshape whose
+    successor has a constant shape without 0 entries (or allowzero=1) is skipped; Squeeze undoes an
+    Unsqueeze on equal constant axes (input form from opset 13, attribute form before); a Cast chain keeps
+    only its last Cast when the first one is value-exact (widening). Chains whose middle value is read
+    elsewhere or is a graph output are left alone.
+    """
+
+    name: ClassVar[str] = "simplify-chains"
+
+    def run(self, model: Model) -> PassResult:
+        refresh_types(model)  # input dtypes decide Cast chains, ranks an omitted perm
+        stats = apply_rules(model, RULES)
+        done = {f"simplified_{k}": s.matches for k, s in stats.items() if s.matches}
+        rejected = {f"rejected_{k}:{reason}": n for k, s in stats.items()
+                    for reason, n in s.rejections.items()}
+        return PassResult(bool(done), {**done, **rejected})
