@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from graphopt import Model, PassResult, Value, register_pass
-from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules
+from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
 BN_PARAMS = (Const("scale"), Const("bias"), Const("mean"), Const("var"))
 
@@ -152,7 +152,4 @@ class FuseBatchNorm:
 
     def run(self, model: Model) -> PassResult:
         stats = apply_rules(model, RULES)
-        fused = {f"fused_{k}": s.matches for k, s in stats.items() if s.matches}
-        rejected = {f"rejected_{k}:{reason}": n for k, s in stats.items()
-                    for reason, n in s.rejections.items()}
-        return PassResult(bool(fused), {**fused, **rejected})
+        return rules_result(stats, "fused")

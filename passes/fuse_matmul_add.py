@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from graphopt import Model, PassResult, Value, register_pass
 from graphopt.analyses.shapes import refresh_types
-from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules
+from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules, rules_result
 
 FLOATS = (1, 10, 11)  # float, float16, double: the types Gemm and MatMul share in every opset >= 7
 
@@ -63,7 +63,4 @@ class FuseMatMulAdd:
     def run(self, model: Model) -> PassResult:
         refresh_types(model)  # ranks and dtypes of A and the bias decide the match
         stats = apply_rules(model, RULES)
-        fused = {f"fused_{k}": s.matches for k, s in stats.items() if s.matches}
-        rejected = {f"rejected_{k}:{reason}": n for k, s in stats.items()
-                    for reason, n in s.rejections.items()}
-        return PassResult(bool(fused), {**fused, **rejected})
+        return rules_result(stats, "fused")

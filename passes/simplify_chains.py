@@ -9,7 +9,7 @@ import numpy as np
 
 from graphopt import Model, PassResult, Value, register_pass
 from graphopt.analyses.shapes import refresh_types
-from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules
+from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules, rules_result
 
 # ONNX dtype codes
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = \
@@ -183,7 +183,4 @@ class SimplifyChains:
     def run(self, model: Model) -> PassResult:
         refresh_types(model)  # input dtypes decide Cast chains, ranks an omitted perm
         stats = apply_rules(model, RULES)
-        done = {f"simplified_{k}": s.matches for k, s in stats.items() if s.matches}
-        rejected = {f"rejected_{k}:{reason}": n for k, s in stats.items()
-                    for reason, n in s.rejections.items()}
-        return PassResult(bool(done), {**done, **rejected})
+        return rules_result(stats, "simplified")

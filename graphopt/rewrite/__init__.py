@@ -6,7 +6,7 @@ wins, refuses matches whose intermediate values escape, and keeps per-rule stati
 """
 
 from graphopt.rewrite.pattern import Const, Match, Op, Opt, Var, match
-from graphopt.rewrite.rule import RewriteContext, Rule, RuleStats, apply_rules, escapes
+from graphopt.rewrite.rule import RewriteContext, Rule, RuleStats, apply_rules, escapes, rules_result
 
 __all__ = ["Const", "Match", "Op", "Opt", "RewriteContext", "Rule", "RuleStats", "Var", "apply_rules",
-           "escapes", "match"]
+           "escapes", "match", "rules_result"]

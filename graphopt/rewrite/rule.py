@@ -15,6 +15,7 @@ from graphopt.ir.mutate import replace_all_uses_with
 from graphopt.ir.node import Node
 from graphopt.ir.tensor import Tensor
 from graphopt.ir.value import Value
+from graphopt.pass_infra.base import PassResult
 from graphopt.rewrite.pattern import Match, Op, match
 
 PROVENANCE_KEY = "graphopt.rewrite"
@@ -83,6 +84,15 @@ class RuleStats:
         """Plain data for reports."""
         return {"attempts": self.attempts, "matches": self.matches,
                 "rejections": dict(sorted(self.rejections.items())), "seconds": round(self.seconds, 6)}
+
+
+def rules_result(stats: dict[str, RuleStats], verb: str) -> PassResult:
+    """A pass's result from its rules' statistics: ``<verb>_<rule>`` match counts and
+    ``rejected_<rule>:<reason>`` counts; changed when any rule matched."""
+    done = {f"{verb}_{name}": s.matches for name, s in stats.items() if s.matches}
+    rejected = {f"rejected_{name}:{reason}": n for name, s in stats.items()
+                for reason, n in s.rejections.items()}
+    return PassResult(bool(done), {**done, **rejected})
 
 
 def escapes(found: Match) -> str | None:
