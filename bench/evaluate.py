@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -243,14 +242,9 @@ MODES = {"reference": reference, "compare": compare, "latency": latency}
 
 def main(argv: list[str]) -> int:
     """Run the job in argv[0]; write the result (or the error) to argv[1]."""
-    job = json.loads(Path(argv[0]).read_text())
-    try:
-        result = {"ok": True} | MODES[job["mode"]](job)
-    except Exception as exc:  # reported to the runner
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000],
-                  "traceback": traceback.format_exc()[-4000:]}
-    Path(argv[1]).write_text(json.dumps(result, default=str))
-    return 0 if result["ok"] else 1
+    from subproc import worker_main
+
+    return worker_main(argv, lambda job: {"ok": True} | MODES[job["mode"]](job))
 
 
 if __name__ == "__main__":

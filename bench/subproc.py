@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -42,3 +42,17 @@ def subprocess_run(script: str, job: dict[str, Any], folder: Path, timeout: floa
     tail = (folder / f"{script}.log").read_text(errors="replace")[-1500:]
     return {"ok": False, "status": "crashed", "wall_seconds": wall,
             "error": f"exit code {proc.returncode} without a result; output tail:\n{tail}"}
+
+
+def worker_main(argv: list[str], run: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+    """A worker's entry point: run the job in argv[0] and write its result (or the error) to argv[1]."""
+    import traceback
+
+    job = json.loads(Path(argv[0]).read_text())
+    try:
+        result = run(job)
+    except Exception as exc:  # reported to the runner, which records it and goes on
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000],
+                  "traceback": traceback.format_exc()[-4000:]}
+    Path(argv[1]).write_text(json.dumps(result, default=str))
+    return 0 if result["ok"] else 1

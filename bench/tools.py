@@ -14,11 +14,9 @@ tool's own work only: load + optimize + save. ``peak_rss_bytes`` is this process
 from __future__ import annotations
 
 import importlib
-import json
 import resource
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -234,14 +232,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Run the job in argv[0]; write the result (or the error) to argv[1]."""
-    job = Job(**json.loads(Path(argv[0]).read_text()))
-    try:
-        result = run_job(job)
-    except Exception as exc:  # reported to the runner, which records it and goes on
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000],
-                  "traceback": traceback.format_exc()[-4000:]}
-    Path(argv[1]).write_text(json.dumps(result, default=str))
-    return 0 if result["ok"] else 1
+    from subproc import worker_main
+
+    return worker_main(argv, lambda job: run_job(Job(**job)))
 
 
 if __name__ == "__main__":
