@@ -16,6 +16,7 @@ from graphopt.ir.tensor import onnx_dtype
 from .const_evaluators import EVALUATORS, Unfoldable, shape_slice
 from .inline_if import inline_if
 from .reference_eval import evaluate_with_reference
+from .shape_values import ShapeValues, reshape_copy_target
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class FoldConstants:
         stats: Counter = Counter()
         if self.shapes:  # refines the IR's known types; not a change of the model's meaning
             refresh_types(model)
+        self._shape_values = ShapeValues(model.opset)
         for graph in list(model.graph.all_graphs()):
             for node in graph:
                 self._try_fold(node, graph, model.opset, stats)
@@ -57,6 +59,8 @@ class FoldConstants:
         return PassResult(changed, {k: v for k, v in sorted(stats.items()) if v})
 
     def _try_fold(self, node: Node, graph: Graph, opset: int, stats: Counter) -> None:
+        if node.graph is not graph:
+            return  # already folded away (an inlined If's nodes are folded as soon as they move)
         if node.op_type == "If" and node.domain in STANDARD_DOMAINS:
             moved = inline_if(node, graph)
             if moved is not None:
@@ -72,6 +76,8 @@ class FoldConstants:
         arrays = self._static_shape(node) if node.op_type in ("Shape", "Size") else None
         if arrays is None:
             if not node.inputs or any(v is not None and v.const is None for v in node.inputs):
+                if not self._fold_group(node, graph, opset, stats):
+                    self._fold_shape_values(node, graph, stats)
                 return
             if any(v is not None and v.const.dtype == STRING and v.const.size > 4096
                    for v in node.inputs):
@@ -88,6 +94,73 @@ class FoldConstants:
         _replace_with_constants(node, graph, arrays)
         stats["folded"] += 1
         stats[f"folded_{node.op_type}"] += 1
+
+    def _fold_group(self, node: Node, graph: Graph, opset: int, stats: Counter) -> bool:
+        """Fold ``node`` together with the producers of its non-constant inputs when those read only
+        constants and feed only ``node``: the group may free constants that no single member frees
+        (e.g. three Slices of one weight re-joined by a Concat)."""
+        if node.domain not in STANDARD_DOMAINS or node.op_type in NEVER_FOLD or len(node.outputs) != 1:
+            return False
+        producers: dict[Node, None] = {}
+        for value in node.inputs:
+            if value is None or value.const is not None:
+                continue
+            p = value.producer
+            if (p is None or p.graph is not graph or p.domain not in STANDARD_DOMAINS
+                    or p.op_type in NEVER_FOLD or len(p.outputs) != 1 or not p.inputs
+                    or any(v is not None and v.const is None for v in p.inputs)
+                    or value.is_graph_output or any(user is not node for user, _ in value.iter_uses())):
+                return False
+            producers[p] = None
+        group = {node, *producers}
+        dying = {v for member in group for v in member.inputs if v is not None and v.const is not None
+                 and not v.is_graph_output and all(user in group for user, _ in v.iter_uses())}
+        budget = min(sum(v.const.nbytes for v in dying) + self.growth_allowance, self.max_output_bytes)
+        given: dict[Value, np.ndarray] = {}
+        scratch: Counter = Counter()  # members were already counted when tried on their own
+        for p in producers:
+            if any(v is not None and v.const.nbytes > self.max_output_bytes for v in p.inputs):
+                return False
+            result = _evaluate(p, opset, scratch)
+            if result is None:
+                return False
+            given[p.outputs[0]] = result[0]
+        arrays = _evaluate(node, opset, scratch, given)
+        if arrays is None or sum(a.nbytes for a in arrays) > budget:
+            return False
+        _replace_with_constants(node, graph, arrays)
+        read = [v for p in producers for v in p.inputs if v is not None and v.const is not None]
+        graph.remove(list(producers))
+        drop_unused_constants(read)
+        stats["folded"] += 1 + len(producers)
+        stats["folded_groups"] += 1
+        return True
+
+    def _fold_shape_values(self, node: Node, graph: Graph, stats: Counter) -> None:
+        """Fold a shape computation whose elements are all known dims although the shapes it reads
+        are only partly static; point a Reshape that copies its input's dims at a constant target."""
+        if len(node.outputs) != 1:
+            return
+        out = node.outputs[0]
+        known = self._shape_values.known(out) if out.dtype in (None, 6, 7) else None
+        if known is None and node.op_type == "Reshape":
+            target = reshape_copy_target(self._shape_values, node)
+            if target is not None:
+                old = node.inputs[1]
+                node.replace_input(1, graph.add_const(Tensor.from_array(target)))
+                prune_if_dead(old)
+                stats["folded"] += 1
+                stats["reshape_target_copies_dims"] += 1
+            return
+        if known is None or known.size > 64:
+            return
+        known = known.astype(np.int32 if out.dtype == 6 else np.int64)
+        sources = list(node.inputs)
+        _replace_with_constants(node, graph, [known])
+        for value in sources:
+            prune_if_dead(value)
+        stats["folded"] += 1
+        stats[f"folded_{node.op_type}_of_shape"] += 1
 
     def _static_shape(self, node: Node) -> list[np.ndarray] | None:
         src = node.inputs[0] if node.inputs else None
@@ -123,9 +196,15 @@ class FoldConstants:
         return sum(a.nbytes for a in arrays) <= self._budget(node)
 
 
-def _evaluate(node: Node, opset: int, stats: Counter) -> list[np.ndarray] | None:
-    """Evaluate a node on its constant inputs; None (counted by reason) when it cannot be done."""
-    inputs = [v.const.numpy() if v is not None and v.const is not None else None for v in node.inputs]
+def _evaluate(node: Node, opset: int, stats: Counter,
+              given: dict[Value, np.ndarray] | None = None) -> list[np.ndarray] | None:
+    """Evaluate a node on its constant inputs (or ``given`` values); None (counted by reason) when it
+    cannot be done."""
+    given = given or {}
+    inputs = [None if v is None else given[v] if v in given else v.const.numpy() if v.const is not None
+              else None for v in node.inputs]
+    if any(v is not None and a is None for v, a in zip(node.inputs, inputs)):
+        return None
     fn = EVALUATORS.get(node.op_type)
     try:
         with np.errstate(all="ignore"):
@@ -156,4 +235,31 @@ def _replace_with_constants(node: Node, graph: Graph, arrays: list[np.ndarray]) 
         tensor = Tensor.from_array(arr, dtype if arr.dtype == object else None)
         const: Value = graph.add_const(tensor, None)
         replace_all_uses_with(out, const)
+    read = [v for v in node.inputs if v is not None and v.const is not None]
     graph.remove(node, safe=False)
+    drop_unused_constants(read)
+
+
+def prune_if_dead(value: Value | None) -> None:
+    """Remove the shape computation that produced ``value`` once a fold left it unread, so that the
+    fold itself shrinks the model (never-worse is judged per pass)."""
+    if value is None or value.num_uses or value.is_graph_output:
+        return
+    if value.const is not None:
+        drop_unused_constants([value])
+        return
+    node = value.producer
+    if node is None or node.graph is None or node.domain not in STANDARD_DOMAINS or node.subgraphs() \
+            or any(out.num_uses or out.is_graph_output for out in node.outputs):
+        return
+    inputs = list(node.inputs)
+    node.graph.remove(node)
+    for source in inputs:
+        prune_if_dead(source)
+
+
+def drop_unused_constants(values: list[Value]) -> None:
+    """Remove constants that a fold consumed and nothing else reads (the model must not grow)."""
+    for value in dict.fromkeys(values):
+        if not value.num_uses and not value.is_graph_output and value.graph is not None:
+            value.graph.remove_const(value)
