@@ -29,8 +29,11 @@ from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
 from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
-DEFAULT_PIPELINE = "fixpoint(eliminate-dead-code,fold-constants,fuse-batchnorm){max=8},topological-sort"
+DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
+                    "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains){max=8},"
+                    "topological-sort")
 CHECK_MODES = ("each", "final", "off")
+TARGETS = {"onnx": "", "ort": "fuse-ort-contrib"}  # target -> pass appended to the pipeline
 
 
 @dataclass
@@ -48,6 +51,8 @@ class OptimizeOptions:
     plugins: tuple[str, ...] = ()
     verify: bool = True
     dump_dir: str | None = None
+    target: str = "onnx"
+    never_worse: bool = True
 
 
 @dataclass
@@ -107,7 +112,12 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         raise UsageError(f"on_failure must be 'rollback' or 'raise', not {opts.on_failure!r}")
     for plugin in opts.plugins:
         DEFAULT_REGISTRY.load_plugin(plugin)
+    if opts.target not in TARGETS:
+        raise UsageError(f"target must be one of {', '.join(TARGETS)}, not {opts.target!r}")
     steps = parse_pipeline(opts.pipeline)
+    extra = TARGETS[opts.target]
+    if extra and extra not in pass_names(steps):
+        steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")
     for name in [*pass_names(steps), *opts.disable]:
         DEFAULT_REGISTRY.get(name)  # fail early, before any work, on an unknown name
     model = as_model(source)
@@ -120,7 +130,7 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if opts.dump_dir:
         instruments.append(DumpIR(opts.dump_dir))
     manager = PassManager(steps, instruments, frozenset(opts.disable), opts.on_failure,
-                          progress=progress, pipeline_text=format_pipeline(steps))
+                          progress=progress, pipeline_text=format_pipeline(steps), never_worse=opts.never_worse)
     report = manager.run(model)
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
     if checker is not None and opts.check == "final":

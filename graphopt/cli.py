@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--report", metavar="FILE.json", help="write a JSON report")
     opt.add_argument("--dump-ir", metavar="DIR", help="save the model after each changing pass")
     opt.add_argument("--no-verify", action="store_true", help="skip the IR verifier after passes")
+    opt.add_argument("--target", choices=("onnx", "ort"), default="onnx",
+                     help="onnx: standard ONNX only (default); ort: also onnxruntime contrib ops (FusedConv)")
+    opt.add_argument("--allow-worse", action="store_true",
+                     help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
+    opt.add_argument("--stats", action="store_true",
+                     help="print per-rule statistics: attempts, matches, rejections by reason, time")
     opt.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     chk = sub.add_parser("check", help="compare two models numerically")
     chk.add_argument("reference")
@@ -113,7 +119,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     """``graphopt optimize``."""
     from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions, optimize
     from graphopt.numerics.feeds import load_npz, parse_shape_overrides
-    from graphopt.report import format_bytes, json_report, op_table, pass_table
+    from graphopt.report import format_bytes, json_report, op_table, pass_table, rule_table
 
     output = _output_path(args)
     options = OptimizeOptions(
@@ -121,7 +127,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         disable=tuple(args.disable), seed=args.seed,
         input_shapes=parse_shape_overrides(args.input_shape),
         inputs=load_npz(args.inputs) if args.inputs else None, tolerance=_tolerance(args),
-        plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir)
+        plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
+        target=args.target, never_worse=not args.allow_worse)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
     result = optimize(args.input, options, progress=progress)
@@ -134,6 +141,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print()
         print(pass_table(result))
         print()
+        if args.stats:
+            print(rule_table(result))
+            print()
         print(f"size {format_bytes(size_in)} -> {format_bytes(size_out)}; {seconds:.2f}s; "
               f"checks: {args.check} ({result.check_sessions} onnxruntime sessions)")
         for warning in result.report.warnings:

@@ -33,7 +33,8 @@ def op_table(before: Counter, after: Counter) -> str:
 
 def pass_table(result: OptimizeResult) -> str:
     """One line per pass run: status, time, node and byte deltas, numeric check."""
-    lines = [f"{'pass':<24} {'status':<12} {'time':>8} {'nodes':>13} {'weights Δ':>11}  check"]
+    width = max([24, *(len(rec.name) for rec in result.report.records)])
+    lines = [f"{'pass':<{width}} {'status':<12} {'time':>8} {'nodes':>13} {'weights Δ':>11}  check"]
     for rec in result.report.records:
         check = rec.checks.get("numeric")
         check_text = "-" if not check else (
@@ -41,10 +42,42 @@ def pass_table(result: OptimizeResult) -> str:
         nodes = f"{rec.nodes_before}->{rec.nodes_after}"
         delta = format_bytes(rec.bytes_after - rec.bytes_before) if rec.bytes_after != rec.bytes_before \
             else "0"
-        lines.append(f"{rec.name:<24} {rec.status:<12} {rec.seconds * 1000:>6.0f}ms {nodes:>13} "
+        lines.append(f"{rec.name:<{width}} {rec.status:<12} {rec.seconds * 1000:>6.0f}ms {nodes:>13} "
                      f"{delta:>11}  {check_text}")
         if rec.failure:
             lines.append(f"    ! {rec.failure}")
+    return "\n".join(lines)
+
+
+def rule_stats(result: OptimizeResult) -> dict[str, dict[str, Any]]:
+    """Per-rule statistics summed over every kept run of every rule-based pass, keyed ``pass/rule``.
+
+    Runs that were rolled back are left out: their matches did not survive.
+    """
+    total: dict[str, dict[str, Any]] = {}
+    for rec in result.report.records:
+        if rec.status == "rolled-back":
+            continue
+        for rule, st in rec.rules.items():
+            acc = total.setdefault(f"{rec.name}/{rule}", {"attempts": 0, "matches": 0, "rejections": Counter(),
+                                                         "seconds": 0.0})
+            acc["attempts"] += st["attempts"]
+            acc["matches"] += st["matches"]
+            acc["rejections"].update(st["rejections"])
+            acc["seconds"] += st["seconds"]
+    return {k: {**v, "rejections": dict(sorted(v["rejections"].items()))} for k, v in sorted(total.items())}
+
+
+def rule_table(result: OptimizeResult) -> str:
+    """``--stats``: one line per rule whose root op occurred (attempts, matches, time) and one per
+    rejection reason."""
+    lines = [f"{'rule':<48} {'attempts':>8} {'matches':>8} {'time':>8}"]
+    for name, st in rule_stats(result).items():
+        if not st["attempts"]:
+            continue
+        lines.append(f"{name:<48} {st['attempts']:>8} {st['matches']:>8} {st['seconds'] * 1000:>6.1f}ms")
+        for reason, count in st["rejections"].items():
+            lines.append(f"    rejected {count:>5}x  {reason}")
     return "\n".join(lines)
 
 
@@ -62,5 +95,6 @@ def json_report(result: OptimizeResult, extra: dict[str, Any]) -> str:
         "ops_before": dict(sorted(result.ops_before.items())),
         "ops_after": dict(sorted(result.ops_after.items())),
         "passes": [r.as_dict() for r in result.report.records],
+        "rules": rule_stats(result),
     }
     return json.dumps(data, indent=2, sort_keys=False, default=str)

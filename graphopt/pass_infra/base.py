@@ -15,6 +15,7 @@ class PassResult:
 
     changed: bool
     stats: dict[str, float] = field(default_factory=dict)
+    rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule: attempts, matches, ...
 
 
 @runtime_checkable

@@ -34,6 +34,7 @@ class PassRecord:
     failure: str | None = None
     checks: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)  # passes that changed the model before this one
+    rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule, for passes built on rules
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON reports."""
@@ -67,6 +68,9 @@ class PassManager:
     """Runs pipeline steps on a model in place.
 
     ``on_failure`` is ``"rollback"`` (undo the failing pass, record it, go on) or ``"raise"``.
+    With ``never_worse`` (rollback mode only) a pass that leaves more nodes, or a larger estimated
+    size (weight bytes plus ``NODE_BYTES`` per node), is rolled back unless it declares
+    ``may_grow = True`` (e.g. a layout conversion that must add boundary Transposes).
     Passes are deterministic functions of the model, so a pass that found nothing to do is not run
     again until another pass has changed the model (this is what makes fixed points cheap).
     """
@@ -78,6 +82,7 @@ class PassManager:
     registry: PassRegistry = DEFAULT_REGISTRY
     progress: Callable[[PassRecord], None] | None = None
     pipeline_text: str = ""
+    never_worse: bool = True
     _generation: int = 0  # bumped by every pass that changes the model
     _idle_at: dict[str, int] = field(default_factory=dict)  # pass text -> generation it found idle
     _measured: tuple[int, int, int] = (-1, 0, 0)  # (generation, nodes, bytes)
@@ -129,7 +134,11 @@ class PassManager:
         record.seconds = time.perf_counter() - start
         if result is not None:
             record.stats = dict(result.stats)
+            record.rules = dict(result.rules)
             record.status = "changed" if result.changed else "unchanged"
+            if result.changed and snapshot is not None and self.never_worse \
+                    and not getattr(pass_, "may_grow", False):
+                failure = _worse(record, model)
             for inst in self.instruments:
                 if failure is None:
                     failure = inst.after_pass(record, model, result)
@@ -177,3 +186,17 @@ class PassManager:
         log.warning("pass %s rolled back: %s", record.name, failure)
         if self.progress is not None:
             self.progress(record)
+
+
+NODE_BYTES = 64  # rough serialized cost of one small node, to weigh nodes against weight bytes
+
+
+def _worse(record: PassRecord, model: Model) -> str | None:
+    """Why the model got worse in this pass (more nodes, or a larger estimated size), or None."""
+    nodes, weights = model.node_count(), model.const_bytes()
+    before = record.bytes_before + NODE_BYTES * record.nodes_before
+    after = weights + NODE_BYTES * nodes
+    if nodes > record.nodes_before or after > before:
+        return (f"made the model worse (never-worse rule): nodes {record.nodes_before} -> {nodes}, "
+                f"weight bytes {record.bytes_before} -> {weights}")
+    return None

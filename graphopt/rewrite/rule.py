@@ -92,7 +92,8 @@ def rules_result(stats: dict[str, RuleStats], verb: str) -> PassResult:
     done = {f"{verb}_{name}": s.matches for name, s in stats.items() if s.matches}
     rejected = {f"rejected_{name}:{reason}": n for name, s in stats.items()
                 for reason, n in s.rejections.items()}
-    return PassResult(bool(done), {**done, **rejected})
+    return PassResult(bool(done), {**done, **rejected},
+                      rules={name: s.as_dict() for name, s in stats.items()})
 
 
 def escapes(found: Match) -> str | None:
@@ -136,6 +137,8 @@ def _sweep(model: Model, graph: Graph, rules: Sequence[Rule], stats: dict[str, R
 
 
 def _try(model: Model, graph: Graph, node: Node, rule: Rule, stat: RuleStats) -> bool:
+    if node.op_type != rule.pattern.op_type:
+        return False  # not an attempt: the root op differs
     start = time.perf_counter()
     try:
         stat.attempts += 1

@@ -54,13 +54,34 @@ def test_fold_shape_subgraph_when_input_shape_is_static() -> None:
     assert (again.changed, again.stats) == (False, {})
 
 
-def test_keep_shape_subgraph_when_batch_dim_is_dynamic() -> None:
-    """With x: [N, 3, 4] nothing folds: the batch size is only known at run time."""
+def _reshape_target(model) -> list[int] | None:
+    reshape = next(n for n in model.graph if n.op_type == "Reshape")
+    target = reshape.inputs[1]
+    return None if target.const is None else target.const.numpy().tolist()
+
+
+def test_dynamic_batch_dim_copied_by_the_reshape_becomes_a_zero_entry() -> None:
+    """With x: [N, 3, 4] the batch size is only known at run time, but the target [N, -1] copies
+    r's own dim 0, so it becomes the constant [0, -1]; the shape nodes it no longer reads go too."""
     proto = _shape_arithmetic(["N", 3, 4])
     model, result = run_pass(proto, "fold-constants")
-    assert (result.changed, result.stats) == (False, {})
-    assert op_types(model) == ["Relu", "Shape", "Gather", "Unsqueeze", "Concat", "Reshape"]
+    assert (result.changed, result.stats) == (True, {"folded": 1, "reshape_target_copies_dims": 1})
+    assert _reshape_target(model) == [0, -1]
+    assert op_types(model) == ["Relu", "Reshape"]
     assert_same_outputs(proto, model, {"x": randn(5, 3, 4)})
+
+
+def test_a_dim_copied_to_another_position_is_not_rewritten() -> None:
+    """Reshape(r, [dim1 of r, -1]) cannot use a 0 entry (that would copy dim 0): nothing changes."""
+    proto = _shape_arithmetic(["N", "M", 4])
+    for node in proto.graph.node:
+        if node.op_type == "Gather":
+            node.input[1] = "one"
+    proto.graph.initializer.append(ints("one", 1))
+    model, result = run_pass(proto, "fold-constants")
+    assert (result.changed, result.stats) == (False, {})
+    assert _reshape_target(model) is None
+    assert_same_outputs(proto, model, {"x": randn(5, 2, 4)})
 
 
 def test_fold_shape_slice_that_excludes_the_dynamic_dim() -> None:
@@ -77,8 +98,9 @@ def test_never_trust_value_info_declaring_a_static_shape_for_a_dynamic_intermedi
     """value_info says r is [2, 3, 4]; its true shape is [N, 3, 4]: nothing may fold from it."""
     proto = _shape_arithmetic(["N", 3, 4], [info("r", [2, 3, 4])])
     model, result = run_pass(proto, "fold-constants")
-    assert (result.changed, result.stats) == (False, {})  # r's dtype was declared
-    assert op_types(model) == ["Relu", "Shape", "Gather", "Unsqueeze", "Concat", "Reshape"]
+    assert result.stats == {"folded": 1, "reshape_target_copies_dims": 1}  # [0, -1], never [2, -1]
+    assert _reshape_target(model) == [0, -1]
+    assert op_types(model) == ["Relu", "Reshape"]
     assert_same_outputs(proto, model, {"x": randn(5, 3, 4)})
 
 

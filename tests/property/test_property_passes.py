@@ -17,8 +17,9 @@ from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 from graphopt.testing.asserts import assert_ir_consistent, assert_pass_preserves_semantics
 from graphopt.testing.strategies import feeds, models
 
-BUILTIN = ["eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add", "simplify-chains",
-           "topological-sort"]
+BUILTIN = ["eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants", "fuse-affine",
+           "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
+           "simplify-chains", "topological-sort"]
 RICH = dict(max_nodes=16, constants=True, dead_branches=True, shape_subgraphs=True)
 
 
