@@ -7,8 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar, Hashable
 
-from graphopt import Attr, Graph, Model, Node, PassResult, Tensor, Value, register_pass, \
-    replace_all_uses_with
+from graphopt import Attr, Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 # Ops whose two applications to the same inputs may differ (or that have effects): never merged.
@@ -52,9 +51,7 @@ class EliminateCommonSubexpressions:
             if not value.is_graph_output and tensor.nbytes <= self.max_const_bytes:
                 groups[(tensor.dtype, tensor.shape)].append(value)
         merged = 0
-        for candidates in groups.values():
-            if len(candidates) < 2:
-                continue
+        for candidates in _split_by_sample(groups):
             first: dict[bytes, Value] = {}
             for value in candidates:
                 digest = _digest(value.const)  # type: ignore[arg-type]
@@ -64,6 +61,26 @@ class EliminateCommonSubexpressions:
                     graph.remove_const(value)
                     merged += 1
         return merged
+
+
+def _split_by_sample(groups: dict[tuple, list[Value]]) -> list[list[Value]]:
+    """Candidate sets of possibly equal constants: same dtype and shape, then the same last stored
+    bytes, so that large distinct weights (BERT's many 768x768 matrices) are never decoded or hashed."""
+    result = []
+    for candidates in groups.values():
+        if len(candidates) < 2:
+            continue
+        by_sample: dict[bytes, list[Value]] = {}
+        for value in candidates:
+            by_sample.setdefault(_sample(value.const), []).append(value)  # type: ignore[arg-type]
+        result.extend(group for group in by_sample.values() if len(group) > 1)
+    return result
+
+
+def _sample(tensor: Tensor) -> bytes:
+    if tensor.dtype == 8 or tensor.nbytes <= 512:
+        return b""  # small or string tensors: hash them whole
+    return tensor.tail_sample(256)
 
 
 def _digest(tensor: Tensor) -> bytes:

@@ -163,6 +163,20 @@ class Tensor:
         proto.doc_string = self.doc_string
         return proto
 
+    def tail_sample(self, n: int = 256) -> bytes:
+        """Up to ``n`` bytes from the end of the stored payload, read without decoding the tensor.
+
+        A cheap pre-filter for equality tests (equal tensors stored the same way give equal samples);
+        confirm with the full bytes.
+        """
+        if self._encoded is not None:  # raw_data is the last field exporters write
+            return bytes(self._encoded[-n:])
+        if self._external is not None:
+            end = self._external.offset + self._external.length
+            view = _map_file(self._external.path, self._external.stamp)
+            return bytes(view[max(self._external.offset, end - n):end])
+        return bytes(self.raw_bytes()[-n:])
+
     def raw_bytes(self) -> bytes | memoryview:
         """Little-endian payload bytes as ONNX stores them in raw_data or external files."""
         if self._external is not None:
