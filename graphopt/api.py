@@ -130,7 +130,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if opts.dump_dir:
         instruments.append(DumpIR(opts.dump_dir))
     manager = PassManager(steps, instruments, frozenset(opts.disable), opts.on_failure,
-                          progress=progress, pipeline_text=format_pipeline(steps), never_worse=opts.never_worse)
+                          progress=progress, pipeline_text=format_pipeline(steps),
+                          never_worse=opts.never_worse)
     report = manager.run(model)
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
     if checker is not None and opts.check == "final":

@@ -59,8 +59,8 @@ def rule_stats(result: OptimizeResult) -> dict[str, dict[str, Any]]:
         if rec.status == "rolled-back":
             continue
         for rule, st in rec.rules.items():
-            acc = total.setdefault(f"{rec.name}/{rule}", {"attempts": 0, "matches": 0, "rejections": Counter(),
-                                                         "seconds": 0.0})
+            acc = total.setdefault(f"{rec.name}/{rule}", {"attempts": 0, "matches": 0,
+                                                         "rejections": Counter(), "seconds": 0.0})
             acc["attempts"] += st["attempts"]
             acc["matches"] += st["matches"]
             acc["rejections"].update(st["rejections"])

@@ -141,7 +141,8 @@ def _scalar_near(value: Value | None, target: float, rel: float = 1e-3) -> bool:
     return abs(v - target) <= rel * abs(target)
 
 
-_ERF_ARG = (Op("Div", Var("x"), Const("k"), capture="scale_in"), Op("Mul", Var("x"), Const("k"), capture="scale_in"))
+_ERF_ARG = (Op("Div", Var("x"), Const("k"), capture="scale_in"),
+            Op("Mul", Var("x"), Const("k"), capture="scale_in"))
 
 
 def _gelu_check(found: Match, model: Model) -> str | None:

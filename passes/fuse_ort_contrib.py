@@ -25,7 +25,8 @@ def _params(found: Match, model: Model) -> list[float] | None:
         return [float(act.attr("alpha", 0.2)), float(act.attr("beta", 0.5))]
     if act.op_type == "Clip":
         if model.opset < 11:
-            return [float(act.attr("min", -3.4028234663852886e38)), float(act.attr("max", 3.4028234663852886e38))]
+            big = float(np.finfo(np.float32).max)
+            return [float(act.attr("min", -big)), float(act.attr("max", big))]
         bounds = []
         for key, default in (("lo", np.finfo(np.float32).min), ("hi", np.finfo(np.float32).max)):
             value = found.get(key)

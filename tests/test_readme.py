@@ -38,6 +38,33 @@ def test_custom_pass_example_runs_and_removes_double_neg() -> None:
     np.testing.assert_array_equal(out, np.array([0.0, 2.0, 0.0, 4.0], np.float32))
 
 
+def test_rewrite_rule_example_merges_scalar_scales_and_rejects_vectors() -> None:
+    """The MergeScales example: two scalar Muls become one (x * 6); a vector factor is rejected and
+    the rejection shows up in the rule statistics."""
+    (source,) = [b for b in _python_blocks() if "class MergeScales" in b]
+    namespace: dict = {}
+    exec(compile(source, "README.md", "exec"), namespace)
+
+    def model(b: list[float]) -> onnx.ModelProto:
+        nodes = [h.make_node("Mul", ["x", "a"], ["m"]), h.make_node("Mul", ["m", "b"], ["y"])]
+        inits = [onnx.numpy_helper.from_array(np.array(2.0, np.float32), "a"),
+                 onnx.numpy_helper.from_array(np.array(b, np.float32), "b")]
+        graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, [3])],
+                             [h.make_tensor_value_info("y", T.FLOAT, [3])], inits)
+        return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+    result = graphopt.optimize(model([3.0]), pipeline="merge-scales")
+    assert [n.op_type for n in result.model.graph] == ["Mul"]
+    assert result.report.records[0].stats == {"merged_mul-mul": 1}
+    assert result.report.records[0].rules["mul-mul"]["matches"] == 1
+    x = {"x": np.array([1.0, -2.0, 0.5], np.float32)}
+    out = run_proto(graphopt.export_model(result.model), x)["y"]
+    np.testing.assert_array_equal(out, np.array([6.0, -12.0, 3.0], np.float32))
+    kept = graphopt.optimize(model([1.0, 2.0, 3.0]), pipeline="merge-scales")
+    assert [n.op_type for n in kept.model.graph] == ["Mul", "Mul"]
+    assert kept.report.records[0].stats == {"rejected_mul-mul:factor is not a scalar": 1}
+
+
 def test_readme_starts_with_the_two_setup_commands() -> None:
     """One command optimizes a fixture, one runs the tests; both name files that exist."""
     commands = re.findall(r"```bash\n(python3\.11 -m venv[^\n]*)\n```", README)
