@@ -216,8 +216,10 @@ def cmd_list_passes(args: argparse.Namespace) -> int:
 
     for plugin in args.plugin:
         DEFAULT_REGISTRY.load_plugin(plugin)
-    for name, cls in DEFAULT_REGISTRY.all().items():
+    passes = DEFAULT_REGISTRY.all()
+    width = max([24, *(len(name) for name in passes)])
+    for name, cls in passes.items():
         doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:<24} {doc[0] if doc else ''}")
+        print(f"{name:<{width}} {doc[0] if doc else ''}")
     print(f"\ndefault pipeline: {DEFAULT_PIPELINE}")
     return 0

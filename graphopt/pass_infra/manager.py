@@ -68,8 +68,8 @@ class PassManager:
     """Runs pipeline steps on a model in place.
 
     ``on_failure`` is ``"rollback"`` (undo the failing pass, record it, go on) or ``"raise"``.
-    With ``never_worse`` (rollback mode only) a pass that leaves more nodes, or a larger estimated
-    size (weight bytes plus ``NODE_BYTES`` per node), is rolled back unless it declares
+    With ``never_worse`` a pass that leaves more nodes, or a larger estimated size (weight bytes plus
+    ``NODE_BYTES`` per node), fails like any other (rolled back, or raised) unless it declares
     ``may_grow = True`` (e.g. a layout conversion that must add boundary Transposes).
     Passes are deterministic functions of the model, so a pass that found nothing to do is not run
     again until another pass has changed the model (this is what makes fixed points cheap).
@@ -136,7 +136,7 @@ class PassManager:
             record.stats = dict(result.stats)
             record.rules = dict(result.rules)
             record.status = "changed" if result.changed else "unchanged"
-            if result.changed and snapshot is not None and self.never_worse \
+            if result.changed and self.never_worse \
                     and not getattr(pass_, "may_grow", False):
                 failure = _worse(record, model)
             for inst in self.instruments:

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from graphopt.api import DEFAULT_PIPELINE
 from graphopt.cli import main
 from graphopt.numerics.feeds import make_feeds
 from graphopt.numerics.run import run_proto
@@ -31,7 +32,8 @@ def test_check_of_a_model_and_its_optimized_version_is_equivalent(
     """Exit 0 and one summary line with a tiny, nonzero error.
 
     fuse-batchnorm folds the BatchNormalization into conv1's weights and bias, which legitimately
-    changes the last float bits of the logits; everything else the pipeline does is a removal.
+    changes the last float bits of the logits; everything else the pipeline does to this model is exact
+    (removals, the Reshape target folded to [0, -1], MatMul + Add into one Gemm).
     """
     out = tiny_cnn.with_name("out.onnx")
     assert main(["optimize", str(tiny_cnn), "-o", str(out), "-q"]) == 0
@@ -79,21 +81,34 @@ def test_check_input_shape_sets_the_batch(tiny_cnn: Path, capsys: pytest.Capture
 
 def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         builtin_registry: PassRegistry, capsys: pytest.CaptureFixture[str]) -> None:
-    """One line per built-in pass (name padded to 24, first docstring line), then the default pipeline."""
+    """One line per built-in pass (names padded to the longest, at least 24, here
+    eliminate-common-subexpressions' 31, then one space and the first docstring line), then the
+    default pipeline."""
     assert main(["list-passes"]) == 0
     assert capsys.readouterr() == (
-        "eliminate-dead-code      Remove what cannot affect the outputs, in every (sub)graph.\n"
-        "fold-constants           Replace computable nodes by constants.\n"
-        "fuse-batchnorm           Fold BatchNormalization (inference mode) into the Conv, ConvTranspose or "
-        "Gemm feeding it.\n"
-        "fuse-matmul-add          Fuse MatMul followed by a per-column bias Add into one Gemm.\n"
-        "simplify-chains          Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze and "
-        "Cast-Cast chains.\n"
-        "topological-sort         Reorder nodes so every value is defined before use, keeping the "
+        "eliminate-common-subexpressions Make equal things one thing.\n"
+        "eliminate-dead-code             Remove what cannot affect the outputs, in every (sub)graph.\n"
+        "fold-constants                  Replace computable nodes by constants.\n"
+        "fuse-affine                     Fold Mul/Add/Sub/Div by a per-channel constant into the "
+        "Conv/Gemm/MatMul/BN before it.\n"
+        "fuse-batchnorm                  Fold BatchNormalization (inference mode) into the Conv, "
+        "ConvTranspose or Gemm feeding it.\n"
+        "fuse-matmul-add                 Fuse MatMul followed by a per-column bias Add into one Gemm.\n"
+        "fuse-normalization              Recognise decomposed LayerNormalization (opset >= 17) and "
+        "exact Gelu (opset >= 20).\n"
+        "fuse-ort-contrib                Fuse Conv + Relu/Tanh/Sigmoid/LeakyRelu/HardSigmoid/Clip into "
+        "com.microsoft.FusedConv.\n"
+        "fuse-pad                        Fold a zero-filled constant Pad into the pads of the Conv or "
+        "AveragePool reading it.\n"
+        "simplify-chains                 Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze "
+        "and Cast-Cast chains.\n"
+        "topological-sort                Reorder nodes so every value is defined before use, keeping the "
         "current order where valid.\n"
         "\n"
         "default pipeline: "
-        "fixpoint(eliminate-dead-code,fold-constants,fuse-batchnorm){max=8},topological-sort\n", "")
+        "fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
+        "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains){max=8},"
+        "topological-sort\n", "")
 
 
 def test_list_passes_with_a_plugin_lists_its_passes_too(
@@ -108,9 +123,13 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:7]] == ["do-nothing", "eliminate-dead-code", "fold-constants",
-                                                       "fuse-batchnorm", "fuse-matmul-add", "simplify-chains",
-                                                       "topological-sort"]
-    assert lines[0] == "do-nothing               Changes nothing, on purpose."
-    assert list(PassRegistry().all()) == ["eliminate-dead-code", "fold-constants", "fuse-batchnorm",
-                                          "fuse-matmul-add", "simplify-chains", "topological-sort"]
+    assert [line.split()[0] for line in lines[:12]] == [
+        "do-nothing", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
+        "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
+        "fuse-pad", "simplify-chains", "topological-sort"]
+    assert lines[12:14] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+    assert lines[0] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
+    assert list(PassRegistry().all()) == [
+        "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants", "fuse-affine",
+        "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
+        "simplify-chains", "topological-sort"]

@@ -1,9 +1,11 @@
-"""`graphopt optimize` in-process: output file, tables, report, in-place rules, plugins, determinism."""
+"""`graphopt optimize` in-process: output file, tables, report, in-place rules, plugins, determinism,
+--stats, --target ort and the never-worse rule."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +20,40 @@ from graphopt.onnx_io import load_model
 OP_TABLE = """\
 op type              before    after
 Conv                      2        2
-MatMul                    2        1  *
-Add                       1        1
+MatMul                    2        0  *
+Add                       1        0  *
 BatchNormalization        1        0  *
 Cast                      1        0  *
-Concat                    1        1
+Concat                    1        0  *
 Dropout                   1        0  *
-Gather                    1        1
+Gather                    1        0  *
 GlobalAveragePool         1        1
 Identity                  1        0  *
 Relu                      1        1
 Reshape                   1        1
-Shape                     1        1
-Unsqueeze                 1        1
-total                    16       11"""
+Shape                     1        0  *
+Unsqueeze                 1        0  *
+Gemm                      0        1  *
+total                    16        6"""
 
+# The model after each changing pass of the default pipeline (what --dump-ir writes).
 OPS_AFTER_DCE = ["Conv", "BatchNormalization", "Relu", "Conv", "GlobalAveragePool", "Shape", "Gather",
                  "Unsqueeze", "Concat", "Reshape", "MatMul", "Add"]
-OPS_AFTER = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Shape", "Gather",
-             "Unsqueeze", "Concat", "Reshape", "MatMul", "Add"]
+OPS_AFTER_FOLD = ["Conv", "BatchNormalization", "Relu", "Conv", "GlobalAveragePool", "Reshape", "MatMul",
+                  "Add"]
+OPS_AFTER_BN = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "MatMul", "Add"]
+OPS_AFTER = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "Gemm"]
+
+# The default pipeline's fixed point on tiny_cnn: four changing runs in the first iteration, then a second
+# iteration that finds nothing. simplify-chains is not rerun in it: it found nothing after the last change
+# (fuse-matmul-add) and nothing changed since.
+FIXPOINT = ["eliminate-dead-code", "fold-constants", "eliminate-common-subexpressions", "fuse-pad",
+            "fuse-batchnorm", "fuse-normalization", "fuse-affine", "fuse-matmul-add", "simplify-chains"]
+CHANGING = {"eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add"}
+DEFAULT_RUN = [*((name, "changed" if name in CHANGING else "unchanged") for name in FIXPOINT),
+               *((name, "unchanged") for name in FIXPOINT[:-1]),
+               ("topological-sort", "unchanged")]
+NAME_WIDTH = len("eliminate-common-subexpressions")  # 31: the pass table's first column fits the longest name
 
 
 def _ops(path: Path) -> list[str]:
@@ -45,7 +62,14 @@ def _ops(path: Path) -> list[str]:
 
 def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """Exit 0, the before/after table first, one line per pass run, 'wrote OUTPUT' last."""
+    """Exit 0, the before/after table first, one line per pass run, 'wrote OUTPUT' last.
+
+    The pass table's first column is as wide as the longest pass name run (31). Node counts: DCE drops
+    Identity, Dropout, Cast and the dead MatMul (16 -> 12); fold-constants turns the Reshape target into
+    [0, -1] and drops the Shape-Gather-Unsqueeze-Concat that computed it (12 -> 8, -8 B: three 8-byte
+    int64 constants out, one 16-byte one in); fuse-batchnorm (8 -> 7, -128 B: four 8-channel BN params);
+    fuse-matmul-add turns MatMul + Add into one Gemm with the same weights (7 -> 6, 0 B).
+    """
     out = tiny_cnn.with_name("out.onnx")
     assert main(["optimize", str(tiny_cnn), "-o", str(out)]) == 0
     stdout, stderr = capsys.readouterr()
@@ -53,13 +77,22 @@ def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
     assert stdout.startswith(OP_TABLE + "\n\n")
     lines = stdout.splitlines()
     assert lines[-1] == f"wrote {out}"
-    assert "checks: each (2 onnxruntime sessions)" in lines[-2]
-    pass_lines = lines[lines.index(next(x for x in lines if x.startswith("pass "))) + 1:-3]
-    assert [tuple(line.split()[:2]) for line in pass_lines] == [
-        ("eliminate-dead-code", "changed"), ("fold-constants", "unchanged"), ("fuse-batchnorm", "changed"),
-        ("eliminate-dead-code", "unchanged"), ("fold-constants", "unchanged"),
-        ("fuse-batchnorm", "unchanged"),
-        ("topological-sort", "unchanged")]
+    assert re.fullmatch(r"size 5\.7 KB -> 4\.2 KB; \d+\.\d\ds; checks: each \(4 onnxruntime sessions\)",
+                        lines[-2]), lines[-2]
+    assert lines[-3] == ""
+    header = lines.index(next(x for x in lines if x.startswith("pass ")))
+    assert lines[header] == (f"{'pass':<{NAME_WIDTH}} {'status':<12} {'time':>8} {'nodes':>13} "
+                             f"{'weights Δ':>11}  check")
+    pass_lines = lines[header + 1:-3]
+    assert [tuple(line.split()[:2]) for line in pass_lines] == DEFAULT_RUN
+    nodes = ["16->12", "12->8", "8->8", "8->8", "8->7", "7->7", "7->7", "7->6", "6->6", *["6->6"] * 9]
+    deltas = ["-1.0 KB", "-8 B", "0", "0", "-128 B", *["0"] * 13]
+    exact, rounded = r"ok \(rel 0\.0e\+00\)", r"ok \(rel [1-9]\.\de-0[5-8]\)"  # BN folding rounds
+    checks = [exact, exact, "-", "-", rounded, "-", "-", rounded, *["-"] * 10]
+    for line, (name, status), node, delta, check in zip(pass_lines, DEFAULT_RUN, nodes, deltas, checks):
+        pattern = (re.escape(f"{name:<{NAME_WIDTH}} {status:<12}") + r" +\d+ms "
+                   + re.escape(f"{node:>13} {delta:>11}  ") + (re.escape(check) if check == "-" else check))
+        assert re.fullmatch(pattern, line), line
     assert _ops(out) == OPS_AFTER
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
 
@@ -68,7 +101,8 @@ def test_optimized_model_computes_the_same_logits(tiny_cnn: Path) -> None:
     """The written model matches the input under onnxruntime to float32 rounding.
 
     Not bit for bit: fuse-batchnorm folds the BatchNormalization into conv1's weights and bias, which
-    legitimately changes the last bits of the logits (max rel err ~1e-7).
+    legitimately changes the last bits of the logits (max rel err ~1e-7). The other rewrites (the folded
+    Reshape target, MatMul + Add into Gemm) are exact on this model.
     """
     out = tiny_cnn.with_name("out.onnx")
     assert main(["optimize", str(tiny_cnn), "-o", str(out), "-q"]) == 0
@@ -120,37 +154,64 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     out, report = tiny_cnn.with_name("out.onnx"), tiny_cnn.with_name("report.json")
     assert main(["optimize", str(tiny_cnn), "-o", str(out), "--report", str(report), "-q"]) == 0
     data = json.loads(report.read_text())
+    assert list(data) == ["input", "output", "size_before", "size_after", "seconds", "pipeline", "check",
+                          "check_sessions", "final_check", "warnings", "nodes_before", "nodes_after",
+                          "ops_before", "ops_after", "passes", "rules"]
     assert (data["input"], data["output"]) == (str(tiny_cnn), str(out))
     assert (data["size_before"], data["size_after"]) == (tiny_cnn.stat().st_size, out.stat().st_size)
-    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,fuse-batchnorm){max=8},"
-                                "topological-sort")
-    assert (data["check"], data["check_sessions"]) == ("each", 2)  # the two changing passes
+    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,"
+                                "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
+                                "simplify-chains){max=8},topological-sort")
+    assert (data["check"], data["check_sessions"]) == ("each", 4)  # the four changing passes
     assert (data["final_check"], data["warnings"]) == (None, [])
-    assert (data["nodes_before"], data["nodes_after"]) == (16, 11)
+    assert (data["nodes_before"], data["nodes_after"]) == (16, 6)
     assert data["ops_before"] == {"Add": 1, "BatchNormalization": 1, "Cast": 1, "Concat": 1, "Conv": 2,
                                   "Dropout": 1, "Gather": 1, "GlobalAveragePool": 1, "Identity": 1,
                                   "MatMul": 2, "Relu": 1, "Reshape": 1, "Shape": 1, "Unsqueeze": 1}
-    assert data["ops_after"] == {"Add": 1, "Concat": 1, "Conv": 2, "Gather": 1,
-                                 "GlobalAveragePool": 1, "MatMul": 1, "Relu": 1, "Reshape": 1, "Shape": 1,
-                                 "Unsqueeze": 1}
+    assert data["ops_after"] == {"Conv": 2, "Gemm": 1, "GlobalAveragePool": 1, "Relu": 1, "Reshape": 1}
     passes = data["passes"]
-    assert [(p["name"], p["status"]) for p in passes] == [
-        ("eliminate-dead-code", "changed"), ("fold-constants", "unchanged"), ("fuse-batchnorm", "changed"),
-        ("eliminate-dead-code", "unchanged"), ("fold-constants", "unchanged"),
-        ("fuse-batchnorm", "unchanged"),
-        ("topological-sort", "unchanged")]
-    assert passes[0]["stats"] == {"dead_nodes": 1, "noop_Cast": 1, "noop_Dropout": 1, "noop_Identity": 1,
-                                  "unused_constants": 1}  # DCE infers the Cast's input type itself
-    assert (passes[0]["nodes_before"], passes[0]["nodes_after"]) == (16, 12)
-    assert passes[0]["bytes_before"] - passes[0]["bytes_after"] == 16 * 16 * 4  # unused.w
-    assert passes[0]["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
-    assert passes[1]["history"] == ["eliminate-dead-code"]
-    assert passes[2]["stats"] == {"fused_conv-batchnorm": 1}
-    assert (passes[2]["nodes_before"], passes[2]["nodes_after"]) == (12, 11)
-    assert passes[2]["bytes_before"] - passes[2]["bytes_after"] == 4 * 8 * 4  # 4 BN params of 8 channels
-    fused = passes[2]["checks"]["numeric"]
+    assert [(p["name"], p["status"]) for p in passes] == DEFAULT_RUN
+    assert [p["step"] for p in passes] == [p["name"] for p in passes]
+    assert [(p["nodes_before"], p["nodes_after"]) for p in passes] == [
+        (16, 12), (12, 8), (8, 8), (8, 8), (8, 7), (7, 7), (7, 7), (7, 6), (6, 6), *[(6, 6)] * 9]
+    assert [(p["bytes_before"], p["bytes_after"]) for p in passes] == [
+        (4736, 3712), (3712, 3704), (3704, 3704), (3704, 3704), (3704, 3576), *[(3576, 3576)] * 13]
+    assert all(p["failure"] is None for p in passes)
+
+    dce, fold, cse, _pad, bn, _norm, affine, matmul_add, chains = passes[:9]
+    assert dce["stats"] == {"dead_nodes": 1, "noop_Cast": 1, "noop_Dropout": 1, "noop_Identity": 1,
+                            "unused_constants": 1}  # DCE infers the Cast's input type itself
+    assert dce["bytes_before"] - dce["bytes_after"] == 16 * 16 * 4  # unused.w
+    assert dce["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert (dce["history"], dce["rules"]) == ([], {})
+    # The Reshape target Concat(Unsqueeze(Gather(Shape(gap), 0)), [-1]) becomes the constant [0, -1]
+    # (0 copies the batch dimension) and the four nodes computing it go: three 8-byte int64 constants
+    # (zero, axes0, minus_one) out, one 16-byte [0, -1] in.
+    assert fold["stats"] == {"folded": 1, "reshape_target_copies_dims": 1}
+    assert fold["bytes_before"] - fold["bytes_after"] == 3 * 8 - 2 * 8
+    assert fold["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert fold["history"] == ["eliminate-dead-code"]
+    assert (cse["stats"], cse["checks"], cse["rules"]) == ({}, {}, {})
+    assert cse["history"] == ["eliminate-dead-code", "fold-constants"]
+    assert bn["stats"] == {"fused_conv-batchnorm": 1}
+    assert bn["bytes_before"] - bn["bytes_after"] == 4 * 8 * 4  # 4 BN params of 8 channels
+    fused = bn["checks"]["numeric"]
     assert fused["ok"] is True and 0 < fused["max_abs"] < 1e-5 and 0 < fused["max_rel"] < 1e-5
-    assert passes[3]["history"] == ["eliminate-dead-code", "fuse-batchnorm"]
+    assert {rule: {k: v for k, v in st.items() if k != "seconds"} for rule, st in bn["rules"].items()} == {
+        "conv-batchnorm": {"attempts": 1, "matches": 1, "rejections": {}},
+        "convtranspose-batchnorm": {"attempts": 0, "matches": 0, "rejections": {}},
+        "gemm-batchnorm": {"attempts": 0, "matches": 0, "rejections": {}}}
+    # fuse-affine leaves conv1's (non-zero) bias and the MatMul + Add (a MatMul has no bias to take the
+    # shift) to others; the rejections are in its stats, and it did not change the model.
+    assert affine["stats"] == {"rejected_conv-zero-bias:bias is not known to be zero": 1,
+                               "rejected_matmul-add:rewrite declined": 1}
+    assert affine["checks"] == {}
+    assert matmul_add["stats"] == {"fused_matmul-add": 1}
+    assert matmul_add["history"] == ["eliminate-dead-code", "fold-constants", "fuse-batchnorm"]
+    exact_gemm = matmul_add["checks"]["numeric"]  # against the original: the BN folding's rounding only
+    assert exact_gemm["ok"] is True and 0 < exact_gemm["max_abs"] < 1e-5 and 0 < exact_gemm["max_rel"] < 1e-5
+    assert chains["history"] == ["eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add"]
+    assert all(p["history"] == chains["history"] for p in passes[9:])
 
 
 def test_optimizing_twice_gives_byte_identical_files(tiny_cnn: Path) -> None:
@@ -178,21 +239,37 @@ def test_quiet_prints_nothing(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]
 
 def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
     """--disable eliminate-dead-code: no-ops and dead code stay; each scheduled DCE run says 'disabled'."""
-    # fold-constants still folds the dead MatMul of unused.w (its only reader) into a constant, which
-    # only DCE would remove: exactly one MatMul is gone. fuse-batchnorm still folds the BN into conv1.
+    # fold-constants still folds the dead MatMul of unused.w (its only reader) into a constant that
+    # nothing reads, which only DCE would remove; unused.w itself, left unread by that fold, is dropped
+    # (1 KB out, 1 KB in). It also folds the Reshape target to [0, -1] and drops the 4 shape nodes
+    # (16 -> 11 nodes, -8 B). fuse-batchnorm still folds the BN into conv1, fuse-matmul-add still makes
+    # the classifier one Gemm. Identity, Dropout and Cast stay.
     out, report = tiny_cnn.with_name("out.onnx"), tiny_cnn.with_name("r.json")
     assert main(["optimize", str(tiny_cnn), "-o", str(out), "--disable", "eliminate-dead-code",
                  "--report", str(report), "-q"]) == 0
     data = json.loads(report.read_text())
+    statuses = {"eliminate-dead-code": "disabled", "fold-constants": "changed", "fuse-batchnorm": "changed",
+                "fuse-matmul-add": "changed"}
     assert [(p["name"], p["status"]) for p in data["passes"]] == [
-        ("eliminate-dead-code", "disabled"), ("fold-constants", "changed"), ("fuse-batchnorm", "changed"),
-        ("eliminate-dead-code", "disabled"), ("fold-constants", "unchanged"), ("fuse-batchnorm", "unchanged"),
+        *((name, statuses.get(name, "unchanged")) for name in FIXPOINT),
+        *((name, "disabled" if name == "eliminate-dead-code" else "unchanged") for name in FIXPOINT[:-1]),
         ("topological-sort", "unchanged")]
-    assert data["passes"][1]["stats"] == {"folded": 1, "folded_MatMul": 1}
-    assert data["passes"][2]["stats"] == {"fused_conv-batchnorm": 1}
-    ops_after = {**data["ops_before"], "MatMul": 1}
-    del ops_after["BatchNormalization"]
-    assert data["ops_after"] == ops_after
+    fold, bn, matmul_add = data["passes"][1], data["passes"][4], data["passes"][7]
+    assert fold["stats"] == {"folded": 2, "folded_MatMul": 1, "reshape_target_copies_dims": 1}
+    assert (fold["nodes_before"], fold["nodes_after"]) == (16, 11)
+    assert (fold["bytes_before"], fold["bytes_after"]) == (4736, 4728)
+    assert bn["stats"] == {"fused_conv-batchnorm": 1}
+    assert (bn["nodes_before"], bn["nodes_after"]) == (11, 10)
+    assert matmul_add["stats"] == {"fused_matmul-add": 1}
+    assert (matmul_add["nodes_before"], matmul_add["nodes_after"]) == (10, 9)
+    assert (data["check_sessions"], data["nodes_after"]) == (3, 9)
+    assert data["ops_after"] == {"Cast": 1, "Conv": 2, "Dropout": 1, "Gemm": 1, "GlobalAveragePool": 1,
+                                 "Identity": 1, "Relu": 1, "Reshape": 1}
+    assert _ops(out) == ["Conv", "Relu", "Identity", "Conv", "Dropout", "Cast", "GlobalAveragePool",
+                         "Reshape", "Gemm"]
+    written = onnx.load(str(out)).graph
+    read = {name for node in written.node for name in node.input}
+    assert [list(t.dims) for t in written.initializer if t.name not in read] == [[16, 16]]  # the folded dead
 
 
 def test_check_off_runs_no_onnxruntime_session(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,12 +284,16 @@ def test_input_shape_override_is_accepted_for_the_dynamic_batch(tiny_cnn: Path) 
 
 
 def test_dump_ir_writes_one_model_per_changing_pass(tiny_cnn: Path) -> None:
-    """The two changing runs (DCE, then fuse-batchnorm) are dumped, numbered, each after its pass."""
+    """The four changing runs (DCE, fold-constants, fuse-batchnorm, fuse-matmul-add) are dumped,
+    numbered, each after its pass."""
     dumps = tiny_cnn.parent / "dumps"
     assert main(["optimize", str(tiny_cnn), "--dump-ir", str(dumps), "-q"]) == 0
-    assert sorted(os.listdir(dumps)) == ["001-eliminate-dead-code.onnx", "002-fuse-batchnorm.onnx"]
+    assert sorted(os.listdir(dumps)) == ["001-eliminate-dead-code.onnx", "002-fold-constants.onnx",
+                                         "003-fuse-batchnorm.onnx", "004-fuse-matmul-add.onnx"]
     assert _ops(dumps / "001-eliminate-dead-code.onnx") == OPS_AFTER_DCE
-    assert _ops(dumps / "002-fuse-batchnorm.onnx") == OPS_AFTER
+    assert _ops(dumps / "002-fold-constants.onnx") == OPS_AFTER_FOLD
+    assert _ops(dumps / "003-fuse-batchnorm.onnx") == OPS_AFTER_BN
+    assert _ops(dumps / "004-fuse-matmul-add.onnx") == OPS_AFTER
 
 
 SWAP_PLUGIN = '''
@@ -310,3 +391,260 @@ def test_plugin_pass_that_raises_is_rolled_back_by_default(
     stdout = capsys.readouterr().out
     assert "rolled back: always-raises: raised RuntimeError: boom\n" in stdout
     assert "--pipeline 'eliminate-dead-code,always-raises'" in stdout
+
+
+# --stats on tiny_cnn: (rule, attempts, matches, rejection lines) for every rule whose root op occurred,
+# summed over both fixpoint iterations. An attempt is a node of the rule's root op type: the 2 Convs in
+# each of 2 runs (conv-zero-bias, pad-conv), the Add, BatchNormalization and Reshape in the one run
+# where they still exist. conv1's bias (non-zero after BN folding) is rejected by conv-zero-bias in both
+# runs (conv2 has no bias: no match, no rejection); fuse-affine declines MatMul + Add (a MatMul has no
+# bias to take the shift), which fuse-matmul-add then turns into a Gemm.
+RULE_ROWS = [
+    ("fuse-affine/batchnorm-add", 1, 0, []),
+    ("fuse-affine/conv-add", 1, 0, []),
+    ("fuse-affine/conv-zero-bias", 4, 0, ["    rejected     2x  bias is not known to be zero"]),
+    ("fuse-affine/convtranspose-add", 1, 0, []),
+    ("fuse-affine/gemm-add", 1, 0, []),
+    ("fuse-affine/matmul-add", 1, 0, ["    rejected     1x  rewrite declined"]),
+    ("fuse-batchnorm/conv-batchnorm", 1, 1, []),
+    ("fuse-matmul-add/matmul-add", 1, 1, []),
+    ("fuse-normalization/layernorm-mul-affine", 1, 0, []),
+    ("fuse-normalization/layernorm-pow-affine", 1, 0, []),
+    ("fuse-pad/pad-conv", 4, 0, []),
+    ("simplify-chains/reshape-reshape", 1, 0, []),
+]
+RULE_REJECTIONS = {"fuse-affine/conv-zero-bias": {"bias is not known to be zero": 2},
+                   "fuse-affine/matmul-add": {"rewrite declined": 1}}
+# Every rule of every rule-based pass in the default pipeline, as the JSON report keys them.
+RULE_NAMES = {
+    "fuse-affine": ["conv-zero-bias", "convtranspose-zero-bias",
+                    *(f"{producer}-{op}"
+                      for producer in ("conv", "convtranspose", "gemm", "matmul", "batchnorm")
+                      for op in ("mul", "add", "sub", "div"))],
+    "fuse-batchnorm": ["conv-batchnorm", "convtranspose-batchnorm", "gemm-batchnorm"],
+    "fuse-matmul-add": ["matmul-add"],
+    "fuse-normalization": [*(f"layernorm-{how}{affine}" for how in ("pow", "mul")
+                             for affine in ("-affine", "-scale", "")),
+                           *(f"gelu-erf-{i}{x}" for i in "01" for x in "abc")],
+    "fuse-pad": ["pad-conv", "pad-averagepool"],
+    "simplify-chains": ["transpose-transpose", "reshape-reshape", "unsqueeze-squeeze",
+                        "unsqueeze-squeeze-attr", "cast-cast"],
+}
+
+
+def test_stats_prints_the_rule_table_between_the_pass_table_and_the_summary(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--stats: a header, one line per rule that was attempted (attempts, matches, time), an indented
+    line per rejection reason, then a blank line before the size summary."""
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--stats"]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stderr == ""
+    assert stdout.startswith(OP_TABLE + "\n\n")
+    lines = stdout.splitlines()
+    header = lines.index(f"{'rule':<48} {'attempts':>8} {'matches':>8} {'time':>8}")
+    assert lines[header - 1] == ""
+    assert lines[header - 2].startswith("topological-sort ")  # the pass table's last row
+    table = lines[header + 1:]
+    expected: list[str] = []
+    for name, attempts, matches, rejected in RULE_ROWS:
+        expected += [f"{name:<48} {attempts:>8} {matches:>8}", *rejected]
+    assert len(table) == len(expected) + 3  # blank, size summary, wrote
+    for line, want in zip(table, expected):
+        if want.startswith("    rejected"):
+            assert line == want
+        else:
+            assert re.fullmatch(rf"{re.escape(want)} +\d+\.\dms", line) and len(line) == len(want) + 9, line
+    assert table[len(expected):][0] == ""
+    assert "checks: each (4 onnxruntime sessions)" in table[-2]
+    assert table[-1] == f"wrote {out}"
+    assert _ops(out) == OPS_AFTER  # --stats only reports
+
+
+def test_report_json_rules_sums_every_rule_over_the_kept_runs(tiny_cnn: Path) -> None:
+    """The top-level "rules": every rule of every rule-based pass run, keyed pass/rule and sorted, with
+    attempts, matches, rejections by reason and seconds summed over the runs; the same numbers as --stats
+    (a rule never attempted has all zeros, its time included)."""
+    report = tiny_cnn.with_name("report.json")
+    assert main(["optimize", str(tiny_cnn), "--report", str(report), "-q"]) == 0
+    rules = json.loads(report.read_text())["rules"]
+    keys = sorted(f"{pass_name}/{rule}" for pass_name, names in RULE_NAMES.items() for rule in names)
+    assert len(keys) == 45
+    assert list(rules) == keys
+    attempted = {name: (attempts, matches) for name, attempts, matches, _ in RULE_ROWS}
+    for key, st in rules.items():
+        assert list(st) == ["attempts", "matches", "rejections", "seconds"]
+        attempts, matches = attempted.get(key, (0, 0))
+        assert (st["attempts"], st["matches"], st["rejections"]) == (attempts, matches,
+                                                                    RULE_REJECTIONS.get(key, {})), key
+        if attempts:
+            assert isinstance(st["seconds"], float) and 0 <= st["seconds"] < 1, key
+        else:
+            assert st["seconds"] == 0.0, key
+
+
+def test_target_ort_fuses_conv_relu_into_a_com_microsoft_fused_conv(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--target ort appends fuse-ort-contrib to the pipeline: conv1 + relu1 become one
+    com.microsoft.FusedConv (activation Relu), the opset import com.microsoft=1 is added, and onnxruntime
+    computes the input model's logits. The default target writes no contrib op."""
+    out, report = tiny_cnn.with_name("ort.onnx"), tiny_cnn.with_name("ort.json")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--target", "ort", "--report", str(report)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("""\
+op type                    before    after
+Conv                            2        1  *
+MatMul                          2        0  *
+Add                             1        0  *
+BatchNormalization              1        0  *
+Cast                            1        0  *
+Concat                          1        0  *
+Dropout                         1        0  *
+Gather                          1        0  *
+GlobalAveragePool               1        1
+Identity                        1        0  *
+Relu                            1        0  *
+Reshape                         1        1
+Shape                           1        0  *
+Unsqueeze                       1        0  *
+Gemm                            0        1  *
+com.microsoft::FusedConv        0        1  *
+total                          16        5
+
+""")
+    data = json.loads(report.read_text())
+    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,"
+                                "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
+                                "simplify-chains){max=8},topological-sort,fuse-ort-contrib")
+    assert [(p["name"], p["status"]) for p in data["passes"]] == [*DEFAULT_RUN,
+                                                                  ("fuse-ort-contrib", "changed")]
+    contrib = data["passes"][-1]
+    assert contrib["stats"] == {"fused_conv-relu": 1}
+    assert (contrib["nodes_before"], contrib["nodes_after"]) == (6, 5)
+    assert contrib["bytes_before"] == contrib["bytes_after"] == 3576
+    assert contrib["checks"]["numeric"]["ok"] is True
+    assert (data["check_sessions"], data["nodes_after"]) == (5, 5)
+    assert data["ops_after"] == {"Conv": 1, "Gemm": 1, "GlobalAveragePool": 1, "Reshape": 1,
+                                 "com.microsoft::FusedConv": 1}
+    assert {k: {f: v for f, v in st.items() if f != "seconds"} for k, st in data["rules"].items()
+            if k.startswith("fuse-ort-contrib/")} == {
+        f"fuse-ort-contrib/conv-{act}": {"attempts": int(act == "relu"), "matches": int(act == "relu"),
+                                         "rejections": {}}
+        for act in ("clip", "hardsigmoid", "leakyrelu", "relu", "sigmoid", "tanh")}
+
+    proto = onnx.load(str(out))
+    assert {o.domain: o.version for o in proto.opset_import} == {"": 17, "com.microsoft": 1}
+    assert [(n.domain, n.op_type, n.name) for n in proto.graph.node] == [
+        ("com.microsoft", "FusedConv", "conv1"), ("", "Conv", "conv2"), ("", "GlobalAveragePool", "gap"),
+        ("", "Reshape", "flatten"), ("", "Gemm", "fc_matmul")]
+    fused = proto.graph.node[0]
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in fused.attribute} == {
+        "pads": [1, 1, 1, 1], "activation": b"Relu"}
+    assert fused.input[0] == "x" and len(fused.input) == 3  # x, the BN-folded weight and bias
+    assert proto.graph.node[1].input[0] == fused.output[0]
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)}
+    before = run_proto(onnx.load(str(tiny_cnn)), feeds)["logits"]
+    np.testing.assert_allclose(run_proto(proto, feeds)["logits"], before, rtol=1e-5, atol=1e-6)
+
+    default = tiny_cnn.with_name("default.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(default), "-q"]) == 0
+    plain = onnx.load(str(default))
+    assert {o.domain: o.version for o in plain.opset_import} == {"": 17}
+    assert [(n.domain, n.op_type) for n in plain.graph.node] == [("", op) for op in OPS_AFTER]
+
+
+GROW_PLUGIN = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from graphopt import Node, PassResult, register_pass
+
+
+def identity_before_relus(model):
+    """Put a (useless) Identity in front of every Relu of the main graph."""
+    added = 0
+    for node in list(model.graph):
+        if node.op_type == "Relu":
+            identity = Node("Identity", [node.inputs[0]])
+            model.graph.insert_before(node, identity)
+            node.replace_input(0, identity.outputs[0])
+            added += 1
+    return PassResult(added > 0, {"added": added})
+
+
+@register_pass
+@dataclass
+class AddIdentity:
+    """Makes the model worse on purpose: one more node, same weights."""
+
+    name: ClassVar[str] = "add-identity"
+
+    def run(self, model):
+        return identity_before_relus(model)
+
+
+@register_pass
+@dataclass
+class AddIdentityMayGrow:
+    """The same, declaring that it may grow the model."""
+
+    name: ClassVar[str] = "add-identity-may-grow"
+    may_grow: ClassVar[bool] = True
+
+    def run(self, model):
+        return identity_before_relus(model)
+'''
+NEVER_WORSE = "made the model worse (never-worse rule): nodes 16 -> 17, weight bytes 4736 -> 4736"
+OPS_WITH_IDENTITY = ["Conv", "BatchNormalization", "Identity", "Relu", "Identity", "Conv", "Dropout",
+                     "Cast", "GlobalAveragePool", "Shape", "Gather", "Unsqueeze", "Concat", "Reshape",
+                     "MatMul", "Add", "MatMul"]
+
+
+def test_a_pass_that_adds_a_node_is_rolled_back_by_the_never_worse_rule(
+        tiny_cnn: Path, builtin_registry: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """More nodes at the same weight bytes is worse: the pass is rolled back before any numeric check
+    (no onnxruntime session) and the written model is the input's, as a pipeline that changes nothing
+    writes it."""
+    plugin = tiny_cnn.parent / "grow_plugin.py"
+    plugin.write_text(GROW_PLUGIN)
+    out, report = tiny_cnn.with_name("out.onnx"), tiny_cnn.with_name("r.json")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--plugin", str(plugin),
+                 "--pipeline", "add-identity", "--report", str(report)]) == 0
+    stdout = capsys.readouterr().out
+    assert f"\n    ! {NEVER_WORSE}\n" in stdout
+    assert f"\nrolled back: add-identity: {NEVER_WORSE}\n" in stdout
+    assert "checks: each (0 onnxruntime sessions)" in stdout
+    data = json.loads(report.read_text())
+    assert [(p["name"], p["status"], p["failure"]) for p in data["passes"]] == [
+        ("add-identity", "rolled-back", NEVER_WORSE)]
+    rec = data["passes"][0]
+    assert (rec["nodes_before"], rec["nodes_after"]) == (16, 16)
+    assert (rec["bytes_before"], rec["bytes_after"]) == (4736, 4736)
+    assert (rec["stats"], rec["checks"]) == ({"added": 1}, {})
+    assert (data["nodes_after"], data["ops_after"], data["check_sessions"]) == (16, data["ops_before"], 0)
+    assert _ops(out) == _ops(tiny_cnn)
+    unchanged = tiny_cnn.with_name("unchanged.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(unchanged), "--pipeline", "topological-sort",
+                 "-q"]) == 0
+    assert out.read_bytes() == unchanged.read_bytes()
+
+
+@pytest.mark.parametrize("pass_name,flags", [("add-identity", ["--allow-worse"]),
+                                             ("add-identity-may-grow", [])])
+def test_allow_worse_or_may_grow_keeps_a_pass_that_adds_a_node(
+        tiny_cnn: Path, builtin_registry: object, pass_name: str, flags: list[str]) -> None:
+    """--allow-worse turns the rule off; a pass with ``may_grow = True`` is exempt from it. Either way the
+    Identity stays (16 -> 17 nodes) and passes the numeric check exactly."""
+    plugin = tiny_cnn.parent / "grow_plugin.py"
+    plugin.write_text(GROW_PLUGIN)
+    out, report = tiny_cnn.with_name("out.onnx"), tiny_cnn.with_name("r.json")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--plugin", str(plugin), "--pipeline", pass_name,
+                 "--report", str(report), "-q", *flags]) == 0
+    data = json.loads(report.read_text())
+    assert [(p["name"], p["status"], p["failure"]) for p in data["passes"]] == [(pass_name, "changed", None)]
+    rec = data["passes"][0]
+    assert (rec["nodes_before"], rec["nodes_after"]) == (16, 17)
+    assert (rec["bytes_before"], rec["bytes_after"]) == (4736, 4736)
+    assert rec["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert (data["nodes_after"], data["ops_after"]["Identity"], data["check_sessions"]) == (17, 2, 1)
+    assert _ops(out) == OPS_WITH_IDENTITY
