@@ -13,6 +13,7 @@ from .noop_rules import noop_source
 
 PURE_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 TYPED_RULES = frozenset({"Cast", "CastLike", "Reshape", "Expand", "Slice", "Transpose"})
+NEUTRAL_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})  # typed rules too, but only with a constant
 
 
 @register_pass
@@ -21,7 +22,8 @@ class EliminateDeadCode:
     """Remove what cannot affect the outputs, in every (sub)graph.
 
     No-op nodes (Identity, Dropout at inference, Cast to the same type, identity Transpose/Reshape/
-    Pad/Expand/Slice, single-input Concat/Sum/...) are bypassed. When a no-op's output is a graph
+    Pad/Expand/Slice, single-input Concat/Sum/..., neutral elements x+0, x-0, x*1, x/1, x**1 whose
+    constant cannot broadcast x larger) are bypassed. When a no-op's output is a graph
     output that its input cannot take over (a graph input, another output, an outer-scope value),
     it becomes an Identity instead, so the interface keeps its names. Nodes of custom domains are
     never removed: graphopt cannot know they are free of side effects.
@@ -48,6 +50,10 @@ def _needs_types(model: Model) -> bool:
         if node.op_type in TYPED_RULES and node.inputs and node.inputs[0] is not None:
             src = node.inputs[0]
             if src.dtype is None or src.shape is None:
+                return True
+        if node.op_type in NEUTRAL_OPS and any(v is not None and v.const is not None for v in node.inputs):
+            if any(v is not None and v.const is None and (v.dtype is None or v.shape is None)
+                   for v in node.inputs):
                 return True
     return False
 

@@ -121,6 +121,26 @@ def _slice(node: Node, opset: int) -> int | None:
     return 0
 
 
+def _neutral_operand(node: Node, opset: int) -> int | None:
+    """x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1, x ** 1: the index of x, when the constant's
+    broadcast cannot change x's shape (rank and every dim of x known where the constant has one)."""
+    if len(node.inputs) != 2 or any(v is None for v in node.inputs):
+        return None
+    neutral = 0 if node.op_type in ("Add", "Sub") else 1
+    sides = (0, 1) if node.op_type in ("Add", "Mul") else (0,)
+    for index in sides:
+        x, c = node.inputs[index], node.inputs[1 - index]
+        assert x is not None and c is not None
+        if c.const is None or x.shape is None or c.const.dtype != x.dtype or c.const.size > 1 << 16:
+            continue
+        if len(c.const.shape) > len(x.shape):
+            continue
+        fits = all(d == 1 or d == have for d, have in zip(reversed(c.const.shape), reversed(x.shape)))
+        if fits and np.all(c.const.numpy() == neutral):
+            return index
+    return None
+
+
 def _single_input(node: Node, opset: int) -> int | None:
     return 0 if len(node.inputs) == 1 and node.inputs[0] is not None else None
 
@@ -135,6 +155,11 @@ NOOP_RULES: dict[str, NoopRule] = {
     "Pad": _pad,
     "Expand": _expand,
     "Slice": _slice,
+    "Add": _neutral_operand,
+    "Sub": _neutral_operand,
+    "Mul": _neutral_operand,
+    "Div": _neutral_operand,
+    "Pow": _neutral_operand,
     "Concat": _single_input,
     "Sum": _single_input,
     "Max": _single_input,

@@ -90,6 +90,21 @@ REMOVED: dict[str, tuple[Case, dict[str, int]]] = {
                                      {"noop_Slice": 1}),
     "concat_of_one_input": (Case(n("Concat", axis=0)), {"noop_Concat": 1}),
     "sum_of_one_input": (Case(n("Sum")), {"noop_Sum": 1}),
+    "add_zero_scalar": (Case(n("Add", "z"), [array("z", np.zeros((), np.float32))]),
+                        {"noop_Add": 1, "unused_constants": 1}),
+    "zero_plus_x_per_channel": (Case(h.make_node("Add", ["z", "x"], ["t"]),
+                                     [array("z", np.zeros((3, 1), np.float32))]),
+                                {"noop_Add": 1, "unused_constants": 1}),
+    "sub_zero": (Case(n("Sub", "z"), [array("z", np.zeros(4, np.float32))]),
+                 {"noop_Sub": 1, "unused_constants": 1}),
+    "mul_one_full_shape": (Case(n("Mul", "o"), [array("o", np.ones((2, 3, 4), np.float32))]),
+                           {"noop_Mul": 1, "unused_constants": 1}),
+    "one_times_x": (Case(h.make_node("Mul", ["o", "x"], ["t"]), [array("o", np.ones(1, np.float32))]),
+                    {"noop_Mul": 1, "unused_constants": 1}),
+    "div_one": (Case(n("Div", "o"), [array("o", np.ones((), np.float32))]),
+                {"noop_Div": 1, "unused_constants": 1}),
+    "pow_one": (Case(n("Pow", "o"), [array("o", np.ones((), np.float32))]),
+                {"noop_Pow": 1, "unused_constants": 1}),
 }
 
 KEPT: dict[str, Case] = {
@@ -122,6 +137,16 @@ KEPT: dict[str, Case] = {
                                                  [ints("st", [-2]), ints("en", [BIG]), ints("ax", [0])],
                                                  ["N", 3, 4], (2, 3, 4)),
     "concat_of_two_inputs": Case(h.make_node("Concat", ["x", "x"], ["t"], axis=0)),
+    "add_zero_that_broadcasts_x_larger": Case(n("Add", "z"),
+                                              [array("z", np.zeros((5, 2, 3, 4), np.float32))]),
+    "add_zero_over_a_dim_of_size_one": Case(n("Add", "z"), [array("z", np.zeros((3, 4), np.float32))],
+                                            [2, 1, 4], (2, 1, 4)),
+    "add_zero_with_x_shape_unknown": Case(n("Add", "z"), [array("z", np.zeros((), np.float32))], None),
+    "add_almost_zero": Case(n("Add", "z"), [array("z", np.full((), 1e-30, np.float32))]),
+    "zero_minus_x": Case(h.make_node("Sub", ["z", "x"], ["t"]), [array("z", np.zeros((), np.float32))]),
+    "one_divided_by_x": Case(h.make_node("Div", ["o", "x"], ["t"]), [array("o", np.ones((), np.float32))]),
+    "mul_by_zero": Case(n("Mul", "z"), [array("z", np.zeros((), np.float32))]),
+    "add_zero_of_another_dtype_via_pow": Case(n("Pow", "o"), [array("o", np.ones((), np.int64))]),
 }
 
 
