@@ -241,6 +241,8 @@ def _slice(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     for start, end, axis, step in zip(starts, ends, axes, steps):
         if step == 0:
             raise Unfoldable("Slice step 0")
+        if step < 0 and end in (2**31 - 1, 2**63 - 1):  # onnxruntime: "to the first element"; spec: empty
+            raise Unfoldable("Slice with a negative step and an INT_MAX end: runtimes disagree")
         index[axis + x.ndim if axis < 0 else axis] = onnx_slice(x.shape[axis], start, end, step)
     return [x[tuple(index)]]
 

@@ -53,20 +53,24 @@ def _conv_layout(found: Match) -> tuple[int | None, int, int]:
 
 def _conv_apply(found: Match, ctx: RewriteContext, scale: np.ndarray, shift: np.ndarray) -> Node:
     lin, w = found["lin"], found["w"].const
-    weight = w.numpy().astype(np.float64)
-    if lin.op_type == "ConvTranspose":
-        group = int(lin.attr("group", 1))
-        c_in, per_group = w.shape[0], w.shape[1]
-        channel = (np.arange(c_in)[:, None] // (c_in // group)) * per_group + np.arange(per_group)[None, :]
-        weight = weight * scale[channel].reshape(c_in, per_group, *(1,) * (len(w.shape) - 2))
-    else:
-        weight = weight * scale.reshape((-1,) + (1,) * (len(w.shape) - 1))
+    weight_value = found["w"]
+    if np.any(scale != 1):  # a pure offset keeps the weights as they are (never decoded)
+        weight = w.numpy().astype(np.float64)
+        if lin.op_type == "ConvTranspose":
+            group = int(lin.attr("group", 1))
+            c_in, per_group = w.shape[0], w.shape[1]
+            channel = (np.arange(c_in)[:, None] // (c_in // group)) * per_group \
+                + np.arange(per_group)[None, :]
+            weight = weight * scale[channel].reshape(c_in, per_group, *(1,) * (len(w.shape) - 2))
+        else:
+            weight = weight * scale.reshape((-1,) + (1,) * (len(w.shape) - 1))
+        weight_value = ctx.const(weight.astype(FLOATS[w.dtype]), w.dtype)
     b = found.get("b")
-    bias = np.zeros(scale.size) if b is None else b.const.numpy().astype(np.float64).reshape(-1)
-    bias = bias * scale + shift
-    dtype = w.dtype
-    return ctx.node(lin.op_type, [found["x"], ctx.const(weight.astype(FLOATS[dtype]), dtype),
-                                  ctx.const(bias.astype(FLOATS[dtype]), dtype)], dict(lin.attrs))
+    inputs = [found["x"], weight_value]
+    if b is not None or np.any(shift):  # no bias before and no offset: still no bias
+        bias = np.zeros(scale.size) if b is None else b.const.numpy().astype(np.float64).reshape(-1)
+        inputs.append(ctx.const((bias * scale + shift).astype(FLOATS[w.dtype]), w.dtype))
+    return ctx.node(lin.op_type, inputs, dict(lin.attrs))
 
 
 def _gemm_layout(found: Match) -> tuple[int | None, int, int]:
@@ -77,17 +81,21 @@ def _gemm_layout(found: Match) -> tuple[int | None, int, int]:
 def _gemm_apply(found: Match, ctx: RewriteContext, scale: np.ndarray, shift: np.ndarray) -> Node | None:
     lin, w = found["lin"], found["w"].const
     trans_b = bool(lin.attr("transB", 0))
-    weight = w.numpy().astype(np.float64) * (scale[:, None] if trans_b else scale[None, :])
+    weight_value = found["w"]
+    if np.any(scale != 1):
+        weight = w.numpy().astype(np.float64) * (scale[:, None] if trans_b else scale[None, :])
+        weight_value = ctx.const(weight.astype(FLOATS[w.dtype]), w.dtype)
     c = found.get("b")
     beta = float(lin.attr("beta", 1.0))
+    attrs = {k: a for k, a in lin.attrs.items() if k != "beta"}
+    if c is None and not np.any(shift):  # no C before and no offset: still no C
+        return ctx.node("Gemm", [found["x"], weight_value], attrs)
     old = np.zeros(scale.size) if c is None else c.const.numpy().astype(np.float64) * beta
     if old.ndim > 2:
         return None
     bias = old * scale + shift  # broadcasting keeps a full [M, N] C full
-    dtype = w.dtype
-    attrs = {k: a for k, a in lin.attrs.items() if k != "beta"}
-    return ctx.node("Gemm", [found["x"], ctx.const(weight.astype(FLOATS[dtype]), dtype),
-                             ctx.const(bias.astype(FLOATS[dtype]), dtype)], attrs)
+    return ctx.node("Gemm", [found["x"], weight_value, ctx.const(bias.astype(FLOATS[w.dtype]), w.dtype)],
+                    attrs)
 
 
 def _matmul_layout(found: Match) -> tuple[int | None, int, int]:
@@ -97,8 +105,6 @@ def _matmul_layout(found: Match) -> tuple[int | None, int, int]:
 
 
 def _matmul_apply(found: Match, ctx: RewriteContext, scale: np.ndarray, shift: np.ndarray) -> Node | None:
-    if np.any(shift):
-        return None  # MatMul has no bias to take a shift
     w = found["w"].const
     weight = w.numpy().astype(np.float64) * scale[None, :]
     return ctx.node("MatMul", [found["x"], ctx.const(weight.astype(FLOATS[w.dtype]), w.dtype)])
@@ -123,7 +129,7 @@ Apply = Callable[[Match, RewriteContext, np.ndarray, np.ndarray], "Node | None"]
 
 
 def _make_rule(name: str, producer: Op, layout: Layout, apply: Apply,
-               extra_check: Callable[[Match, Model], "str | None"]) -> list[Rule]:
+               extra_check: Callable[[Match, Model], str | None]) -> list[Rule]:
     def check(found: Match, model: Model) -> str | None:
         reason = extra_check(found, model)
         if reason is not None:
@@ -131,14 +137,15 @@ def _make_rule(name: str, producer: Op, layout: Layout, apply: Apply,
         c = found["c"]
         if c.const.dtype != found["w"].const.dtype or c.const.dtype not in FLOATS:
             return "constant is not of the weights' float dtype"
-        if found["ew"].op_type in ("Sub", "Div") and found["ew"].inputs[1] is not c:
-            return "constant is the left operand of Sub/Div"
         rank, axis, channels = layout(found)
         vector = channel_vector(c.const.numpy(), rank, axis, channels)
         if vector is None:
             return "constant is not per output channel (or rank unknown)"
-        if affine_of(found["ew"].op_type, vector)[0] is None:
+        scale, shift = affine_of(found["ew"].op_type, vector)
+        if scale is None:
             return "division by zero"
+        if found["lin"].op_type == "MatMul" and np.any(shift):
+            return "MatMul has no bias to take an offset"
         return None
 
     def rewrite(found: Match, ctx: RewriteContext) -> list[Value] | None:

@@ -108,6 +108,8 @@ def _slice(sv: ShapeValues, node: Node) -> Vector | None:
         return None
     if axes[0] not in (0, -1) or steps[0] == 0:
         return None
+    if steps[0] < 0 and ends[0] in (2**31 - 1, 2**63 - 1):
+        return None  # onnxruntime reads this end as "to the first element", the spec as the last one
     # ONNX clamps differently from Python slicing when a negative step starts before the first
     # element (ONNX starts at element 0, Python selects nothing): use the spec's clamping.
     return tuple(data[onnx_slice(len(data), starts[0], ends[0], steps[0])])

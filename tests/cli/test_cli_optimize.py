@@ -204,7 +204,7 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     # fuse-affine leaves conv1's (non-zero) bias and the MatMul + Add (a MatMul has no bias to take the
     # shift) to others; the rejections are in its stats, and it did not change the model.
     assert affine["stats"] == {"rejected_conv-zero-bias:bias is not known to be zero": 1,
-                               "rejected_matmul-add:rewrite declined": 1}
+                               "rejected_matmul-add:MatMul has no bias to take an offset": 1}
     assert affine["checks"] == {}
     assert matmul_add["stats"] == {"fused_matmul-add": 1}
     assert matmul_add["history"] == ["eliminate-dead-code", "fold-constants", "fuse-batchnorm"]
@@ -405,7 +405,7 @@ RULE_ROWS = [
     ("fuse-affine/conv-zero-bias", 4, 0, ["    rejected     2x  bias is not known to be zero"]),
     ("fuse-affine/convtranspose-add", 1, 0, []),
     ("fuse-affine/gemm-add", 1, 0, []),
-    ("fuse-affine/matmul-add", 1, 0, ["    rejected     1x  rewrite declined"]),
+    ("fuse-affine/matmul-add", 1, 0, ["    rejected     1x  MatMul has no bias to take an offset"]),
     ("fuse-batchnorm/conv-batchnorm", 1, 1, []),
     ("fuse-matmul-add/matmul-add", 1, 1, []),
     ("fuse-normalization/layernorm-mul-affine", 1, 0, []),
@@ -414,7 +414,7 @@ RULE_ROWS = [
     ("simplify-chains/reshape-reshape", 1, 0, []),
 ]
 RULE_REJECTIONS = {"fuse-affine/conv-zero-bias": {"bias is not known to be zero": 2},
-                   "fuse-affine/matmul-add": {"rewrite declined": 1}}
+                   "fuse-affine/matmul-add": {"MatMul has no bias to take an offset": 1}}
 # Every rule of every rule-based pass in the default pipeline, as the JSON report keys them.
 RULE_NAMES = {
     "fuse-affine": ["conv-zero-bias", "convtranspose-zero-bias",

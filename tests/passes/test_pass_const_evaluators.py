@@ -155,3 +155,16 @@ def test_never_fold_out_of_range_float_to_int_cast() -> None:
     model, result = run_pass(proto, "fold-constants")
     assert op_types(model) == ["Cast"]
     assert result.changed is False
+
+
+@pytest.mark.parametrize("end", [2**63 - 1, 2**31 - 1])
+def test_never_fold_a_reversing_slice_whose_end_is_int_max(end: int) -> None:
+    """Slice(arange(4), start 2, end INT_MAX, step -1): the spec says [], onnxruntime [2, 1, 0].
+    Folding either way would change what some runtime computes, so the Slice stays."""
+    proto = make([h.make_node("Slice", ["v", "st", "en", "ax", "sp"], ["o"])], [], [untyped("o")],
+                 [array("v", np.arange(4)), array("st", np.array([2])), array("en", np.array([end])),
+                  array("ax", np.array([0])), array("sp", np.array([-1]))])
+    model, result = run_pass(proto, "fold-constants")
+    assert op_types(model) == ["Slice"]
+    assert (result.changed, result.stats) == (False, {"unfoldable": 1})
+    assert ort(proto, {})["o"].tolist() == [2, 1, 0]  # what the kept Slice computes
