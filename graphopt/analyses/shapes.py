@@ -79,11 +79,19 @@ def refresh_types(model: Model) -> int:
     """Run inference only when some value still lacks a type; returns how many values gained one.
 
     A value's type is a fact about it (values are SSA), so types known from an earlier inference stay
-    true after passes that remove or add nodes; only what is missing needs inferring again.
+    true after passes that remove or add nodes; only what is missing needs inferring again. When the
+    last inference left exactly as many gaps in a model of exactly as many nodes, it is not rerun
+    (a heuristic stamp: at worst a type is found one pass later).
     """
-    if not untyped_outputs(model):
+    missing = untyped_outputs(model)
+    if not missing:
         return 0
-    return apply_types(model, infer_types(model))
+    stamp = (model.node_count(), missing)
+    if model.analysis_stamps.get("types") == stamp:
+        return 0  # inference ran on a model with this many nodes and gaps and could not fill them
+    gained = apply_types(model, infer_types(model))
+    model.analysis_stamps["types"] = (model.node_count(), untyped_outputs(model))
+    return gained
 
 
 def apply_types(model: Model, types: dict[Value, TypeInfo]) -> int:

@@ -29,6 +29,7 @@ class Model:
     training_info: list[Any] = field(default_factory=list)  # onnx.TrainingInfoProto, opaque
     base_dir: str | None = None  # folder against which external data was resolved
     source_ops: dict[str, int] = field(default_factory=dict)  # node count per op type in the file
+    analysis_stamps: dict[str, Any] = field(default_factory=dict)  # analyses' "nothing new" markers
 
     @property
     def opset(self) -> int:

@@ -86,6 +86,7 @@ class PassManager:
     _generation: int = 0  # bumped by every pass that changes the model
     _idle_at: dict[str, int] = field(default_factory=dict)  # pass text -> generation it found idle
     _measured: tuple[int, int, int] = (-1, 0, 0)  # (generation, nodes, bytes)
+    _snapshot: tuple[int, Model] | None = None  # (generation, copy): still exact while nothing changed
 
     def run(self, model: Model) -> PipelineReport:
         """Run every step; returns the report (the model is changed in place)."""
@@ -126,7 +127,7 @@ class PassManager:
             return False
         pass_ = self.registry.create(step.name, step.options)
         record.nodes_before, record.bytes_before = self._measure(model)
-        snapshot = clone_model(model) if self.on_failure == "rollback" else None
+        snapshot = self._take_snapshot(model) if self.on_failure == "rollback" else None
         for inst in self.instruments:
             inst.before_pass(record, model)
         start = time.perf_counter()
@@ -158,6 +159,12 @@ class PassManager:
             return True
         return False
 
+    def _take_snapshot(self, model: Model) -> Model:
+        """A copy of the model to roll back to; the last one is reused while no pass changed anything."""
+        if self._snapshot is None or self._snapshot[0] != self._generation:
+            self._snapshot = (self._generation, clone_model(model))
+        return self._snapshot[1]
+
     def _measure(self, model: Model) -> tuple[int, int]:
         """Node count and weight bytes, recomputed only after the model changed."""
         if self._measured[0] != self._generation:
@@ -181,6 +188,7 @@ class PassManager:
         if snapshot is None:
             raise PassFailedError(f"pass {record.name!r} failed: {failure}")
         model.__dict__.update(snapshot.__dict__)
+        self._snapshot = None  # the model now owns the snapshot's graph
         record.status = "rolled-back"
         record.nodes_after, record.bytes_after = record.nodes_before, record.bytes_before
         log.warning("pass %s rolled back: %s", record.name, failure)

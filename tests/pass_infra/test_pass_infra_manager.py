@@ -166,3 +166,29 @@ def test_record_as_dict_has_every_field_for_json() -> None:
     assert record.as_dict() == {"name": "p", "step": "", "status": "changed", "seconds": 0.0,
                                 "nodes_before": 0, "nodes_after": 0, "bytes_before": 0, "bytes_after": 0,
                                 "stats": {"n": 1}, "failure": None, "checks": {}, "history": [], "rules": {}}
+
+
+def test_snapshot_is_reused_while_no_pass_changed_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two passes that change nothing and a third that damages the model and raises share one rollback
+    copy, and the damage is still undone exactly; after that rollback a fresh copy is taken."""
+    import graphopt.pass_infra.manager as manager_module
+
+    clones: list[int] = []
+    real_clone = manager_module.clone_model
+    monkeypatch.setattr(manager_module, "clone_model", lambda m: clones.append(1) or real_clone(m))
+    model = import_model(add_model())
+    before = snapshot(model)
+    report = _manager("topological-sort,eliminate-dead-code,damages-then-raises,"
+                      "eliminate-dead-code{noops=false}", DamagesThenRaises).run(model)
+    assert [r.status for r in report.records] == ["unchanged", "unchanged", "rolled-back", "unchanged"]
+    assert len(clones) == 2  # one for the three runs up to the rollback, one after it
+    assert snapshot(model) == before
+
+
+def test_a_rollback_after_a_change_restores_the_changed_model_not_an_older_copy() -> None:
+    """DCE changes the model; the damaging pass after it is rolled back to DCE's result."""
+    model, expected = import_model(messy_model()), import_model(messy_model())
+    _manager("eliminate-dead-code").run(expected)
+    report = _manager("eliminate-dead-code,damages-then-raises", DamagesThenRaises).run(model)
+    assert [r.status for r in report.records] == ["changed", "rolled-back"]
+    assert snapshot(model) == snapshot(expected) and "Add" in op_types(model)
