@@ -30,7 +30,8 @@ from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_n
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
 DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
-                    "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains){max=8},"
+                    "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
+                    "optimize-transposes){max=8},"
                     "topological-sort")
 CHECK_MODES = ("each", "final", "off")
 TARGETS = {"onnx": "", "ort": "fuse-ort-contrib"}  # target -> pass appended to the pipeline
@@ -53,6 +54,7 @@ class OptimizeOptions:
     dump_dir: str | None = None
     target: str = "onnx"
     never_worse: bool = True
+    layout: str | None = None  # "nhwc": convert-layout runs first (channels-last interface)
 
 
 @dataclass
@@ -115,6 +117,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if opts.target not in TARGETS:
         raise UsageError(f"target must be one of {', '.join(TARGETS)}, not {opts.target!r}")
     steps = parse_pipeline(opts.pipeline)
+    if opts.layout is not None:
+        steps = parse_pipeline(f"convert-layout{{layout={opts.layout}}},{format_pipeline(steps)}")
     extra = TARGETS[opts.target]
     if extra and extra not in pass_names(steps):
         steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")

@@ -10,6 +10,7 @@ import numpy as np
 from graphopt.errors import RuntimeCheckError
 from graphopt.ir.model import Model
 from graphopt.numerics.compare import Mismatch, compare_outputs, max_errors
+from graphopt.numerics.interface import adapt_feeds, adapt_outputs
 from graphopt.numerics.run import run_model
 from graphopt.pass_infra.base import PassResult
 from graphopt.pass_infra.manager import PassRecord
@@ -20,6 +21,8 @@ class NumericCheck:
     """Compares each changed model's outputs with the original's reference outputs.
 
     The reference is computed once; each check costs one onnxruntime session on the changed model.
+    A model whose interface layout was changed (see graphopt.numerics.interface) is fed and compared in
+    the original layout.
     """
 
     feeds: dict[str, np.ndarray]
@@ -41,7 +44,8 @@ class NumericCheck:
         """Run ``model`` and compare; records max errors on ``record.checks['numeric']``."""
         self.sessions += 1
         try:
-            actual = run_model(model, self.feeds, what=f"model after pass {record.name!r}")
+            actual = adapt_outputs(model, run_model(model, adapt_feeds(model, self.feeds),
+                                                    what=f"model after pass {record.name!r}"))
         except RuntimeCheckError as exc:
             record.checks["numeric"] = {"ok": False, "error": str(exc)}
             return str(exc)
