@@ -29,21 +29,23 @@ def to_first(rank: int) -> list[int]:
 
 
 def _names(spec: str) -> set[str] | None:
-    """'' -> None (automatic), 'none' -> nothing, 'a,b' -> {a, b}."""
+    """'' -> None (automatic), 'none' -> nothing, 'a+b' (or 'a,b' from Python) -> {a, b}."""
     if spec == "":
         return None
     if spec == "none":
         return set()
-    return {s.strip() for s in spec.split(",") if s.strip()}
+    return {s.strip() for s in spec.replace("+", ",").split(",") if s.strip()}
 
 
-def _eligible(value: Value) -> bool:
-    """Image-like: a float tensor of rank 3 to 5 (N, C, spatial...)."""
+def _eligible(value: Value, automatic: bool = False) -> bool:
+    """Image-like: a float tensor of rank 3 to 5 (N, C, spatial...); chosen automatically only at
+    rank 4 or 5, since a rank-3 tensor is as often a sequence [N, T, features] as an NCL signal."""
     dtype, shape = value.dtype, value.shape
     if value.declared is not None:
         dtype = dtype or value.declared[0]
         shape = shape if shape is not None else value.declared[1]
-    return dtype in FLOATS and shape is not None and 3 <= len(shape) <= 5
+    low = 4 if automatic else 3
+    return dtype in FLOATS and shape is not None and low <= len(shape) <= 5
 
 
 def _permute(shape, perm):  # type: ignore[no-untyped-def]
@@ -55,9 +57,9 @@ def _permute(shape, perm):  # type: ignore[no-untyped-def]
 class ConvertLayout:
     """Make the model's image-like inputs and outputs channels-last (NHWC), in standard ONNX.
 
-    ``inputs`` / ``outputs``: comma-separated names, '' for every float input/output of rank 3-5, or
-    'none'. The numeric check feeds and compares in the original layout (the changed interface is
-    recorded in the model's metadata).
+    ``inputs`` / ``outputs``: names joined by '+' (float, rank 3-5), '' for every float input/output
+    of rank 4-5, or 'none'. The numeric check feeds and compares in the original layout (the changed
+    interface is recorded in the model's metadata).
     """
 
     name: ClassVar[str] = "convert-layout"
@@ -77,11 +79,11 @@ class ConvertLayout:
         for index, value in enumerate(list(graph.inputs)):
             if value in graph.input_defaults:
                 continue  # an initializer a user may override: not an image input
-            if (value.name in wanted_in) if wanted_in is not None else _eligible(value):
+            if (value.name in wanted_in) if wanted_in is not None else _eligible(value, automatic=True):
                 _convert_input(model, graph, index, value)
                 converted_in += 1
         for index, value in enumerate(list(graph.outputs)):
-            if (value.name in wanted_out) if wanted_out is not None else _eligible(value):
+            if (value.name in wanted_out) if wanted_out is not None else _eligible(value, automatic=True):
                 _convert_output(model, graph, index, value)
                 converted_out += 1
         stats = {"inputs_converted": converted_in, "outputs_converted": converted_out}
