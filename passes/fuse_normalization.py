@@ -72,16 +72,39 @@ def _affine_fits(value: Value | None, x: Value, axis: int) -> bool:
                for d, t in zip(shape[::-1], trailing[::-1]))
 
 
+def _keeps_shape(value: Value, x: Value) -> bool:
+    """Whether a constant broadcast against x leaves x's shape as it is (no new axis, no larger dim):
+    a size-1 constant of higher rank than x would still change the output's shape."""
+    shape, xs = value.const.shape, x.shape
+    if xs is None:
+        return len(shape) == 0
+    return len(shape) <= len(xs) and all(d == 1 or (isinstance(t, int) and d == t)
+                                          for d, t in zip(shape[::-1], xs[::-1]))
+
+
+def _one_centered_value(found: Match) -> bool:
+    """The numerator and the square read one ``x - mean`` value. The pattern names the Sub three
+    times, but a repeated node capture is not checked for identity: two Subs from different means
+    would otherwise match and be replaced by a LayerNormalization that computes something else."""
+    d = found["div"].inputs[0]
+    square = found["square"]
+    return all(v is d for v in square.inputs[:1 if square.op_type == "Pow" else 2])
+
+
 def _layernorm_check(found: Match, model: Model) -> str | None:
     if model.opset < 17:
         return "opset < 17 (no LayerNormalization)"
     x = found["x"]
     if x.dtype not in FLOATS:
         return "input is not floating point"
+    if not _one_centered_value(found):
+        return "numerator and square read different centered values"
     if found.get("two") is not None and not np.all(found["two"].const.numpy() == 2):
         return "Pow exponent is not 2"
     if found["eps"].const.size != 1:
         return "epsilon is not a scalar"
+    if not all(_keeps_shape(c, x) for c in (found.get("two"), found["eps"]) if c is not None):
+        return "a constant would broadcast x to a larger shape"
     axis = _normalized_axis(found, model)
     if axis is None:
         return "means are not over the same trailing axes with keepdims"
@@ -156,6 +179,8 @@ def _gelu_check(found: Match, model: Model) -> str | None:
         return "erf argument is not x / sqrt(2)"
     if not _scalar_near(found["one"], 1.0, 1e-6) or not _scalar_near(found["half"], 0.5, 1e-6):
         return "constants are not 1 and 0.5"
+    if not all(_keeps_shape(found[key], found["x"]) for key in ("k", "one", "half")):
+        return "a constant would broadcast x to a larger shape"
     return None
 
 

@@ -104,6 +104,9 @@ def match(pattern: Op, node: Node) -> Match | None:
 def _match_node(pattern: Op, node: Node, result: Match) -> bool:
     if node.op_type != pattern.op_type or node.domain not in _domains(pattern.domain):
         return False
+    bound = result.nodes.get(pattern.capture) if pattern.capture else None
+    if bound is not None and bound is not node:
+        return False  # the same capture twice must be the same node (as for Var and Const)
     for name, test in pattern.attrs.items():
         actual = node.attr(name)
         if callable(test) and not isinstance(test, (list, tuple)):
@@ -121,7 +124,8 @@ def _match_node(pattern: Op, node: Node, result: Match) -> bool:
         if _match_inputs(pattern, inputs, trial):
             if pattern.capture:
                 trial.nodes[pattern.capture] = node
-            trial.matched.insert(len(result.matched), node)
+            if node not in trial.matched:
+                trial.matched.insert(len(result.matched), node)
             result.values, result.nodes, result.matched = trial.values, trial.nodes, trial.matched
             return True
     return False

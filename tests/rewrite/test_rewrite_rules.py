@@ -48,6 +48,18 @@ def test_same_capture_name_must_be_the_same_value() -> None:
     assert match(pattern, other.graph.nodes[0]) is None
 
 
+def test_same_node_capture_twice_must_be_the_same_node() -> None:
+    """Mul(Relu(x) as r, Relu(x) as r) matches when both operands are one Relu, not two equal ones;
+    the shared node is listed once among the matched nodes."""
+    pattern = Op("Mul", Op("Relu", Var("x"), capture="r"), Op("Relu", Var("x"), capture="r"))
+    shared = _model([h.make_node("Relu", ["x"], ["r"]), h.make_node("Mul", ["r", "r"], ["y"])])
+    found = match(pattern, shared.graph.nodes[-1])
+    assert found is not None and [n.op_type for n in found.matched] == ["Mul", "Relu"]
+    twins = _model([h.make_node("Relu", ["x"], ["r1"]), h.make_node("Relu", ["x"], ["r2"]),
+                    h.make_node("Mul", ["r1", "r2"], ["y"])])
+    assert match(pattern, twins.graph.nodes[-1]) is None
+
+
 def test_optional_input_matches_absent_and_present() -> None:
     """Opt(Const) accepts a missing trailing input and a constant one."""
     pattern = Op("Clip", Var("x"), Opt(Const("lo")), Opt(Const("hi")))

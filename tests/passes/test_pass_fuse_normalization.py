@@ -1,0 +1,595 @@
+"""fuse-normalization: decomposed LayerNormalization (opset >= 17) and exact Gelu (opset >= 20) become the
+single ops, in every form exporters write, and nowhere the rewrite would change a value or a shape.
+Outputs are compared with onnxruntime before and after within a float32 tolerance."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from onnx import helper as h
+from passes_kit import array, info, ints, make, op_types, ort, randn, run_pass
+
+from graphopt import Model, Node
+from graphopt.numerics.compare import compare_outputs
+
+PASS = "fuse-normalization"
+TOL = (1e-5, 1e-6)  # rtol of the output's largest magnitude, atol: float32 summation order only
+SQRT2 = math.sqrt(2.0)
+NOT_TRAILING = "means are not over the same trailing axes with keepdims"
+BROADCASTS = "a constant would broadcast x to a larger shape"
+
+
+def _check(proto: onnx.ModelProto, feeds: dict[str, np.ndarray],
+           tol: tuple[float, float] | None = TOL) -> tuple[list[str], dict, Model]:
+    """Run the pass; outputs agree with onnxruntime within ``tol``; a second run changes nothing."""
+    model, result = run_pass(proto, PASS)
+    before, after = ort(proto, feeds), ort(model, feeds)
+    assert list(after) == list(before)
+    problems = compare_outputs(before, after, tol)
+    assert not problems, problems
+    _, again = run_pass(model, PASS)
+    assert not again.changed
+    return op_types(model), result.stats, model
+
+
+def _only(model: Model, op: str) -> Node:
+    (node,) = [n for n in model.graph if n.op_type == op]
+    return node
+
+
+def _const(node: Node, index: int) -> np.ndarray:
+    value = node.inputs[index]
+    assert value is not None and value.const is not None
+    return value.const.numpy()
+
+
+# ---- LayerNormalization ----
+
+def _mean(src: str, dst: str, axes: Sequence[int], opset: int, keepdims: int,
+          inits: list[onnx.TensorProto]) -> onnx.NodeProto:
+    """ReduceMean over ``axes``: an attribute before opset 18, an input from 18."""
+    if opset < 18:
+        return h.make_node("ReduceMean", [src], [dst], axes=list(axes), keepdims=keepdims)
+    inits.append(ints(f"{dst}_axes", list(axes)))
+    return h.make_node("ReduceMean", [src, f"{dst}_axes"], [dst], keepdims=keepdims)
+
+
+def _layernorm(shape: Sequence[int | str] = (2, 3, 4), *, axes: Sequence[int] = (-1,),
+               var_axes: Sequence[int] | None = None, square: str = "pow", opset: int = 17,
+               exponent: Any = 2.0, eps: Any = 1e-5, keepdims: tuple[int, int] = (1, 1),
+               gamma: np.ndarray | None = None, beta: np.ndarray | None = None, swap: bool = False,
+               dtype: Any = np.float32, outputs: Sequence[str] = ("y",),
+               tail: Sequence[onnx.NodeProto] = ()) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """x -> mean -> d = x - mean -> sq -> var -> + eps -> sqrt -> n = d / std [-> s = n * gamma] [-> + beta],
+    the last value named y; ``swap`` puts the constants first in the commutative Mul/Add/Mul(d, d)."""
+    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    inits = [array("eps", np.asarray(eps, dtype))]
+    nodes = [_mean("x", "mean", axes, opset, keepdims[0], inits), h.make_node("Sub", ["x", "mean"], ["d"])]
+    if square == "pow":
+        inits.append(array("two", np.asarray(exponent, dtype)))
+        nodes.append(h.make_node("Pow", ["d", "two"], ["sq"]))
+    else:
+        nodes.append(h.make_node("Mul", ["d", "d"], ["sq"]))
+    nodes += [_mean("sq", "var", axes if var_axes is None else var_axes, opset, keepdims[1], inits),
+              h.make_node("Add", ["eps", "var"] if swap else ["var", "eps"], ["ve"]),
+              h.make_node("Sqrt", ["ve"], ["std"]), h.make_node("Div", ["d", "std"], ["n"])]
+    last = "n"
+    for name, op, out in (("gamma", "Mul", "s"), ("beta", "Add", "t")):
+        value = {"gamma": gamma, "beta": beta}[name]
+        if value is not None:
+            inits.append(array(name, np.asarray(value, dtype)))
+            nodes.append(h.make_node(op, [name, last] if swap else [last, name], [out]))
+            last = out
+    for node in nodes:  # the final value is y, whatever produces it
+        node.output[:] = ["y" if o == last else o for o in node.output]
+        node.input[:] = ["y" if i == last else i for i in node.input]
+    proto = make(nodes + list(tail), [info("x", list(shape), elem)], [info(o, None, elem) for o in outputs],
+                 inits, opset=opset)
+    static = [d if isinstance(d, int) else 2 for d in shape]
+    rng = np.random.default_rng(7)  # an offset and a spread per row, so centering and scaling both matter
+    x = rng.standard_normal(static) * rng.uniform(0.5, 3.0, static[:-1] + [1]) + rng.normal(0, 2, static)
+    return proto, {"x": x.astype(dtype)}
+
+
+@pytest.mark.parametrize("opset", [17, 18, 20])
+@pytest.mark.parametrize("square", ["pow", "mul"])
+@pytest.mark.parametrize("affine", ["", "scale", "affine"])
+@pytest.mark.parametrize("swap", [False, True], ids=["x-first", "const-first"])
+def test_decomposed_layernorm_becomes_one_node(opset: int, square: str, affine: str, swap: bool) -> None:
+    """Pow(d, 2) or Mul(d, d); axes as attribute (17) or input (18+); optional * gamma and + beta on
+    either side: one LayerNormalization over axis -1 with the same epsilon, gamma and beta (or 1 and 0)."""
+    gamma, beta = randn(4, seed=1), randn(4, seed=2)
+    proto, feeds = _layernorm(square=square, opset=opset, eps=1e-3, swap=swap,
+                              gamma=gamma if affine else None, beta=beta if affine == "affine" else None)
+    ops, stats, model = _check(proto, feeds)
+    rule = f"layernorm-{square}" + (f"-{affine}" if affine else "")
+    assert ops == ["LayerNormalization"] and stats == {f"fused_{rule}": 1}
+    ln = _only(model, "LayerNormalization")
+    assert ln.inputs[0] is model.graph.inputs[0] and ln.outputs[0] is model.graph.outputs[0]
+    assert ln.attr("axis") == -1 and ln.attr("epsilon") == pytest.approx(1e-3)
+    np.testing.assert_array_equal(_const(ln, 1), gamma if affine else np.ones(4, np.float32))
+    np.testing.assert_array_equal(_const(ln, 2), beta if affine == "affine" else np.zeros(4, np.float32))
+    assert _const(ln, 1).dtype == _const(ln, 2).dtype == np.float32
+    assert [v.name for v in model.graph.consts] == [v.name for v in ln.inputs[1:]]  # the rest went
+
+
+@pytest.mark.parametrize("axes,var_axes", [((-2, -1), (-2, -1)), ((1, 2), (-2, -1)), ((-1, -2), (2, 1))],
+                         ids=["negative", "positive-vs-negative", "unsorted"])
+def test_means_over_several_trailing_axes_give_the_first_as_axis(axes: tuple, var_axes: tuple) -> None:
+    """Axes are compared as sets modulo the rank: [1, 2], [-2, -1] and [-1, -2] of a rank-3 x all
+    normalise the last two axes, written axis=-2."""
+    proto, feeds = _layernorm(axes=axes, var_axes=var_axes, gamma=randn(3, 4, seed=1))
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["LayerNormalization"] and stats == {"fused_layernorm-pow-scale": 1}
+    ln = _only(model, "LayerNormalization")
+    assert ln.attr("axis") == -2
+    np.testing.assert_array_equal(_const(ln, 1), randn(3, 4, seed=1))
+    np.testing.assert_array_equal(_const(ln, 2), np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("gamma_shape,beta_shape", [((), ()), ((1,), (4,)), ((3, 1), (1, 4)), ((1, 1), ())],
+                         ids=str)
+def test_scale_and_bias_that_broadcast_over_the_normalized_dims_are_expanded(gamma_shape: tuple,
+                                                                              beta_shape: tuple) -> None:
+    """A gamma or beta of fewer or size-1 dims is broadcast to the normalized shape [3, 4]."""
+    gamma, beta = randn(*gamma_shape, seed=1), randn(*beta_shape, seed=2)
+    proto, feeds = _layernorm(axes=(-2, -1), gamma=gamma, beta=beta)
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["LayerNormalization"] and stats == {"fused_layernorm-pow-affine": 1}
+    ln = _only(model, "LayerNormalization")
+    np.testing.assert_array_equal(_const(ln, 1), np.broadcast_to(gamma, (3, 4)))
+    np.testing.assert_array_equal(_const(ln, 2), np.broadcast_to(beta, (3, 4)))
+
+
+def test_a_bias_without_a_scale_stays_an_add_after_the_layernorm() -> None:
+    """No rule takes Add(normalized, beta) without a Mul: the normalization fuses, the Add stays."""
+    proto, feeds = _layernorm(beta=randn(4, seed=2))
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["LayerNormalization", "Add"] and stats == {"fused_layernorm-pow": 1}
+
+
+@pytest.mark.parametrize("eps_shape", [(), (1,), (1, 1, 1)], ids=str)
+def test_epsilon_of_one_element_and_at_most_x_rank_is_a_scalar(eps_shape: tuple) -> None:
+    proto, feeds = _layernorm(eps=np.full(eps_shape, 0.25))
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["LayerNormalization"] and stats == {"fused_layernorm-pow": 1}
+    assert _only(model, "LayerNormalization").attr("epsilon") == pytest.approx(0.25)
+
+
+def test_a_symbolic_batch_dim_is_fine_but_symbolic_normalized_dims_need_a_scale() -> None:
+    """Without gamma the pass must build ones of the normalized shape, which needs static dims."""
+    proto, feeds = _layernorm(("batch", 3, 4), gamma=randn(4, seed=1))
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["LayerNormalization"] and stats == {"fused_layernorm-pow-scale": 1}
+    proto, feeds = _layernorm((2, 3, "features"))
+    ops, stats, _ = _check(proto, feeds)
+    assert ops[-1] == "Div" and len(ops) == 7
+    assert stats == {"rejected_layernorm-pow:no scale and the normalized dims are not static": 1}
+
+
+def test_float16_layernorm_keeps_float16_scale_and_bias() -> None:
+    proto, feeds = _layernorm(square="mul", dtype=np.float16, gamma=randn(4, seed=1), beta=randn(4, seed=2))
+    ops, stats, model = _check(proto, feeds, tol=(1e-2, 1e-2))
+    assert ops == ["LayerNormalization"] and stats == {"fused_layernorm-mul-affine": 1}
+    ln = _only(model, "LayerNormalization")
+    assert _const(ln, 1).dtype == _const(ln, 2).dtype == np.float16
+
+
+def test_keep_layernorm_pattern_below_opset_17() -> None:
+    """Opset 16 has no LayerNormalization: the pass does not even look."""
+    proto, feeds = _layernorm(opset=16, gamma=randn(4, seed=1), beta=randn(4, seed=2))
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["ReduceMean", "Sub", "Pow", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"]
+    assert stats == {}
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("axes,var_axes", [((-1,), (-2, -1)), ((-2, -1), (-1,)), ((-2,), (-2,)),
+                                           ((0, 1), (0, 1)), ((-3, -1), (-3, -1))],
+                         ids=["var-wider", "mean-wider", "not-last", "leading", "gap"])
+def test_keep_means_not_over_the_same_trailing_axes(opset: int, axes: tuple, var_axes: tuple) -> None:
+    """Different axes on the two means, or axes that are not a trailing run, are not a LayerNorm."""
+    proto, feeds = _layernorm(axes=axes, var_axes=var_axes, opset=opset)
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and len(ops) == 7
+    assert stats == {f"rejected_layernorm-pow:{NOT_TRAILING}": 1}
+
+
+@pytest.mark.parametrize("keepdims", [(0, 1), (1, 0), (0, 0)], ids=["mean", "var", "both"])
+def test_keep_means_without_keepdims(keepdims: tuple) -> None:
+    """keepdims=0 on a square x [4, 4] still broadcasts, along the other axis: not a LayerNorm."""
+    proto, feeds = _layernorm((4, 4), keepdims=keepdims)
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and stats == {f"rejected_layernorm-pow:{NOT_TRAILING}": 1}
+
+
+def test_keep_means_over_all_axes_by_default() -> None:
+    """A ReduceMean without axes reduces every axis; the pass does not guess the count."""
+    proto, feeds = _layernorm((2, 4))
+    for node in proto.graph.node:
+        del node.attribute[:]
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and stats == {f"rejected_layernorm-pow:{NOT_TRAILING}": 1}
+
+
+def test_an_exponent_of_2s_per_feature_is_a_square() -> None:
+    """Pow(d, [2, 2, 2, 2]) with x [2, 3, 4] is d * d: the exponent need not be a scalar."""
+    ops, stats, _ = _check(*_layernorm(exponent=np.full(4, 2.0)))
+    assert ops == ["LayerNormalization"] and stats == {"fused_layernorm-pow": 1}
+
+
+@pytest.mark.parametrize("exponent", [3.0, np.array([2.0, 2.0, 2.0, 3.0])], ids=["3", "[2,2,2,3]"])
+def test_keep_pow_with_an_exponent_other_than_2(exponent: Any) -> None:
+    proto, feeds = _layernorm(exponent=exponent)
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and stats == {"rejected_layernorm-pow:Pow exponent is not 2": 1}
+
+
+def test_keep_epsilon_that_is_not_a_scalar() -> None:
+    """One epsilon per batch row [2, 1, 1] is not LayerNormalization's single float."""
+    proto, feeds = _layernorm(eps=np.array([1e-5, 1.0]).reshape(2, 1, 1))
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and stats == {"rejected_layernorm-pow:epsilon is not a scalar": 1}
+
+
+@pytest.mark.parametrize("which", ["eps", "two"])
+def test_keep_a_one_element_constant_of_higher_rank_than_x(which: str) -> None:
+    """Regression: eps or the exponent of shape [1, 1, 1] with x [2, 4] makes the output [1, 2, 4];
+    LayerNormalization would return [2, 4]."""
+    if which == "eps":
+        proto, feeds = _layernorm((2, 4), eps=np.full((1, 1, 1), 1e-5))
+    else:
+        proto, feeds = _layernorm((2, 4), exponent=np.full((1, 1, 1), 2.0))
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and stats == {f"rejected_layernorm-pow:{BROADCASTS}": 1}
+    assert ort(proto, feeds)["y"].shape == (1, 2, 4)
+
+
+@pytest.mark.parametrize("how", ["opset17-other-axes", "opset18-no-keepdims"])
+@pytest.mark.parametrize("square", ["pow", "mul"])
+def test_keep_a_numerator_and_a_square_of_different_centered_values(how: str, square: str) -> None:
+    """Regression: the pattern names the Sub three times but matched two different Subs, and checked
+    only the mean seen last. x - mean over [-2, -1] (or over [-1] without keepdims, sharing the axes
+    input) divided by the deviation of x - mean over [-1] was fused into a LayerNorm (wrong values)."""
+    opset = 17 if how.startswith("opset17") else 18
+    proto, feeds = _layernorm((3, 3), square=square, opset=opset)
+    if opset == 17:
+        other = h.make_node("ReduceMean", ["x"], ["mean2"], axes=[-2, -1])
+    else:
+        other = h.make_node("ReduceMean", ["x", "mean_axes"], ["mean2"], keepdims=0)
+    proto.graph.node.insert(0, other)
+    proto.graph.node.insert(1, h.make_node("Sub", ["x", "mean2"], ["d2"]))
+    proto.graph.node[-1].input[0] = "d2"  # Div(d2, std) with std from d = x - mean over [-1]
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops
+    # the pattern names the Sub "d" in every place: the matcher binds one capture to one node, so the
+    # pattern does not match at all and no rejection is counted (the pass's own check stays as a guard)
+    assert stats == {}
+
+
+def test_keep_a_square_of_two_different_centered_values() -> None:
+    """Mul(x - mean over [-1], x - mean over [-2]): the same hole through the other Sub."""
+    proto, feeds = _layernorm((3, 3), square="mul")
+    proto.graph.node.insert(0, h.make_node("ReduceMean", ["x"], ["mean2"], axes=[-2]))
+    proto.graph.node.insert(1, h.make_node("Sub", ["x", "mean2"], ["d2"]))
+    sq = next(n for n in proto.graph.node if n.output[0] == "sq")
+    sq.input[1] = "d2"
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops
+    assert stats == {}  # the matcher binds the capture "d" to one Sub node: no match, no rejection
+
+
+@pytest.mark.parametrize("gamma_shape", [(3, 1), (2, 1, 4), (1, 1, 4)], ids=str)
+def test_a_scale_over_other_axes_stays_a_mul_after_the_layernorm(gamma_shape: tuple) -> None:
+    """gamma [3, 1] varies along axis 1, [2, 1, 4] along the batch; [1, 1, 4] has more dims than the
+    one normalized axis (the pass does not squeeze). The normalization alone still fuses."""
+    proto, feeds = _layernorm(gamma=randn(*gamma_shape, seed=1), beta=randn(4, seed=2))
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["LayerNormalization", "Mul", "Add"]
+    reason = "gamma does not broadcast over the normalized dims only"
+    assert stats == {f"rejected_layernorm-pow-affine:{reason}": 1,
+                     f"rejected_layernorm-pow-scale:{reason}": 1, "fused_layernorm-pow": 1}
+
+
+def test_a_scale_that_would_enlarge_a_normalized_dim_of_size_1_stays_a_mul() -> None:
+    """x [2, 3, 1] normalized over its last axis, gamma [3]: the product is [2, 3, 3], not [2, 3, 1]."""
+    proto, feeds = _layernorm((2, 3, 1), gamma=randn(3, seed=1))
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["LayerNormalization", "Mul"]
+    assert stats == {"rejected_layernorm-pow-scale:gamma does not broadcast over the normalized dims only": 1,
+                     "fused_layernorm-pow": 1}
+
+
+def test_a_bias_over_other_axes_stays_an_add() -> None:
+    proto, feeds = _layernorm(gamma=randn(4, seed=1), beta=randn(3, 1, seed=2))
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["LayerNormalization", "Add"]
+    assert stats == {"rejected_layernorm-pow-affine:beta does not broadcast over the normalized dims only": 1,
+                     "fused_layernorm-pow-scale": 1}
+    np.testing.assert_array_equal(_const(_only(model, "LayerNormalization"), 1), randn(4, seed=1))
+
+
+def test_keep_a_scale_of_another_dtype() -> None:
+    """Mul(float32, float16) is not valid ONNX anyway; the pass does not build a mixed LayerNorm."""
+    proto, _ = _layernorm(gamma=randn(4, seed=1))
+    proto.graph.initializer[-1].CopyFrom(array("gamma", randn(4, seed=1).astype(np.float16)))
+    model, result = run_pass(proto, PASS)
+    assert op_types(model) == ["LayerNormalization", "Mul"]
+    assert result.stats == {"rejected_layernorm-pow-scale:gamma dtype differs": 1, "fused_layernorm-pow": 1}
+
+
+@pytest.mark.parametrize("leak", ["mean", "d", "sq", "var", "std"])
+@pytest.mark.parametrize("how", ["graph output", "other node"])
+def test_keep_layernorm_whose_intermediate_is_read_elsewhere(leak: str, how: str) -> None:
+    """The mean, the centered value or any other inner value is also a graph output or read by a Relu."""
+    if how == "graph output":
+        proto, feeds = _layernorm(outputs=("y", leak))
+        reason = "intermediate value is a graph output"
+    else:
+        proto, feeds = _layernorm(outputs=("y", "r"), tail=[h.make_node("Relu", [leak], ["r"])])
+        reason = "intermediate value is used outside the match"
+    ops, stats, _ = _check(proto, feeds)
+    assert "LayerNormalization" not in ops and stats == {f"rejected_layernorm-pow:{reason}": 1}
+
+
+def test_a_scaled_value_read_elsewhere_stops_only_the_bias() -> None:
+    """n * gamma is also read by a Relu: the Add stays, the scale still fuses."""
+    proto, feeds = _layernorm(gamma=randn(4, seed=1), beta=randn(4, seed=2), outputs=("y", "r"),
+                              tail=[h.make_node("Relu", ["s"], ["r"])])
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["LayerNormalization", "Add", "Relu"]
+    assert stats == {"rejected_layernorm-pow-affine:intermediate value is used outside the match": 1,
+                     "fused_layernorm-pow-scale": 1}
+
+
+def test_keep_a_mean_of_another_tensor() -> None:
+    """x - mean(z): the pattern's x must be one value everywhere, so nothing matches."""
+    proto, feeds = _layernorm()
+    proto.graph.node[0].input[0] = "z"
+    proto.graph.input.append(info("z", [2, 3, 4]))
+    ops, stats, _ = _check(proto, {**feeds, "z": randn(2, 3, 4, seed=9)})
+    assert "LayerNormalization" not in ops and stats == {}
+
+
+def test_keep_layernorm_of_an_integer_input() -> None:
+    """The pass checks the dtype first (onnxruntime has no integer Sqrt to compare with)."""
+    proto, _ = _layernorm(dtype=np.int32, exponent=2, eps=1)
+    model, result = run_pass(proto, PASS)
+    assert "LayerNormalization" not in op_types(model)
+    assert result.stats == {"rejected_layernorm-pow:input is not floating point": 1}
+
+
+# ---- Gelu ----
+
+def _gelu(order: str = "a", *, arg: str = "div", opset: int = 20, k: float | None = None, one: float = 1.0,
+          half: float = 0.5, swap: bool = False, shape: Sequence[int] = (2, 3), const_shape: tuple = (),
+          dtype: Any = np.float32, outputs: Sequence[str] = ("y",),
+          tail: Sequence[onnx.NodeProto] = ()) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """0.5 * x * (1 + erf(x / sqrt(2))) with the erf argument x / k (div) or x * k (mul), associated as
+    a: (x * p) * 0.5, b: (x * 0.5) * p, c: x * (p * 0.5) where p = 1 + erf; ``swap`` flips every
+    commutative Add/Mul."""
+    if k is None:
+        k = SQRT2 if arg == "div" else 1 / SQRT2
+
+    def op(name: str, a: str, b: str, out: str) -> onnx.NodeProto:
+        return h.make_node(name, [b, a] if swap and name != "Div" else [a, b], [out])
+
+    nodes = [op("Div" if arg == "div" else "Mul", "x", "k", "a"), h.make_node("Erf", ["a"], ["e"]),
+             op("Add", "e", "one", "p")]
+    nodes += {"a": [op("Mul", "x", "p", "m"), op("Mul", "m", "half", "y")],
+              "b": [op("Mul", "x", "half", "m"), op("Mul", "m", "p", "y")],
+              "c": [op("Mul", "p", "half", "m"), op("Mul", "x", "m", "y")]}[order]
+    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    inits = [array(n, np.full(const_shape, v, dtype)) for n, v in (("k", k), ("one", one), ("half", half))]
+    proto = make(nodes + list(tail), [info("x", list(shape), elem)], [info(o, None, elem) for o in outputs],
+                 inits, opset=opset)
+    return proto, {"x": np.asarray(randn(*shape, seed=3) * 2, dtype)}
+
+
+@pytest.mark.parametrize("arg", ["div", "mul"])
+@pytest.mark.parametrize("order", ["a", "b", "c"])
+@pytest.mark.parametrize("swap", [False, True], ids=["x-first", "const-first"])
+def test_exact_gelu_becomes_one_node(arg: str, order: str, swap: bool) -> None:
+    """Every association order, x / sqrt(2) or x * 0.7071, operands either way round: one Gelu
+    (approximate='none', the default) reading x."""
+    proto, feeds = _gelu(order, arg=arg, swap=swap)
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["Gelu"] and stats == {f"fused_gelu-erf-{int(arg == 'mul')}{order}": 1}
+    gelu = _only(model, "Gelu")
+    assert gelu.inputs == (model.graph.inputs[0],) and gelu.attr("approximate", "none") == "none"
+    assert gelu.outputs[0] is model.graph.outputs[0] and not model.graph.consts
+
+
+def test_gelu_constants_of_shape_1_or_rounded_to_float16_match() -> None:
+    """[1]-shaped constants within x's rank, and float16's nearest sqrt(2), are still the constants."""
+    ops, stats, _ = _check(*_gelu(const_shape=(1,)))
+    assert ops == ["Gelu"] and stats == {"fused_gelu-erf-0a": 1}
+    model, result = run_pass(_gelu("b", arg="mul", dtype=np.float16)[0], PASS)
+    assert op_types(model) == ["Gelu"] and result.stats == {"fused_gelu-erf-1b": 1}
+
+
+@pytest.mark.parametrize("opset", [17, 18, 19])
+def test_keep_gelu_below_opset_20(opset: int) -> None:
+    ops, stats, _ = _check(*_gelu(opset=opset))
+    assert ops == ["Div", "Erf", "Add", "Mul", "Mul"]
+    assert stats == {"rejected_gelu-erf-0a:opset < 20 (no Gelu)": 1}
+
+
+@pytest.mark.parametrize("arg,k", [("div", 1.5), ("div", 1 / SQRT2), ("mul", SQRT2), ("mul", 0.75)])
+def test_keep_gelu_with_a_wrong_erf_scale(arg: str, k: float) -> None:
+    """x / 0.7071 and x * 1.414 swap the two forms' constants: not Gelu."""
+    ops, stats, _ = _check(*_gelu(arg=arg, k=k))
+    assert "Gelu" not in ops
+    assert stats == {f"rejected_gelu-erf-{int(arg == 'mul')}a:erf argument is not x / sqrt(2)": 1}
+
+
+@pytest.mark.parametrize("order", ["a", "b", "c"])
+@pytest.mark.parametrize("one,half", [(1.0, 0.4), (1.0, 0.5001), (1.1, 0.5)])
+def test_keep_gelu_with_wrong_half_or_one(order: str, one: float, half: float) -> None:
+    ops, stats, _ = _check(*_gelu(order, one=one, half=half))
+    assert "Gelu" not in ops and stats == {f"rejected_gelu-erf-0{order}:constants are not 1 and 0.5": 1}
+
+
+@pytest.mark.parametrize("const_shape", [(1, 1, 1), (1, 1, 1, 1)], ids=str)
+def test_keep_gelu_whose_constants_add_dims(const_shape: tuple) -> None:
+    """Regression: with constants of one element but rank 3 or 4, x [2, 3] gives an output of rank 3
+    or 4; Gelu would keep [2, 3]."""
+    proto, feeds = _gelu(const_shape=const_shape)
+    ops, stats, _ = _check(proto, feeds)
+    assert "Gelu" not in ops and stats == {f"rejected_gelu-erf-0a:{BROADCASTS}": 1}
+    assert ort(proto, feeds)["y"].ndim == len(const_shape)
+
+
+@pytest.mark.parametrize("const_shape", [(), (1,)], ids=str)
+def test_gelu_of_x_with_unknown_rank_needs_rank_0_constants(const_shape: tuple) -> None:
+    """x declares no shape: a [1] constant would make a rank-0 x rank 1, so only rank-0 ones are safe."""
+    proto, feeds = _gelu(const_shape=const_shape)
+    del proto.graph.input[0].type.tensor_type.shape.dim[:]
+    proto.graph.input[0].type.tensor_type.ClearField("shape")
+    ops, stats, _ = _check(proto, feeds)
+    if const_shape:
+        assert ops == ["Div", "Erf", "Add", "Mul", "Mul"]
+        assert stats == {f"rejected_gelu-erf-0a:{BROADCASTS}": 1}
+    else:
+        assert ops == ["Gelu"] and stats == {"fused_gelu-erf-0a": 1}
+
+
+@pytest.mark.parametrize("leak", ["a", "e", "p", "m"])
+def test_keep_gelu_whose_intermediate_is_read_elsewhere(leak: str) -> None:
+    ops, stats, _ = _check(*_gelu(outputs=("y", leak)))
+    assert "Gelu" not in ops and stats == {"rejected_gelu-erf-0a:intermediate value is a graph output": 1}
+    ops, stats, _ = _check(*_gelu(outputs=("y", "r"), tail=[h.make_node("Neg", [leak], ["r"])]))
+    assert "Gelu" not in ops
+    assert stats == {"rejected_gelu-erf-0a:intermediate value is used outside the match": 1}
+
+
+def test_keep_gelu_of_two_different_tensors() -> None:
+    """0.5 * z * (1 + erf(x / sqrt(2))) is not Gelu(x) when z is not x: nothing matches."""
+    proto, feeds = _gelu()
+    proto.graph.node[3].input[0] = "z"  # Mul(z, 1 + erf)
+    proto.graph.input.append(info("z", [2, 3]))
+    ops, stats, _ = _check(proto, {**feeds, "z": randn(2, 3, seed=9)})
+    assert "Gelu" not in ops and stats == {}
+
+
+def test_keep_gelu_of_an_integer_input() -> None:
+    """The dtype is checked before the constants (onnxruntime has no integer Erf to compare with)."""
+    proto, _ = _gelu(dtype=np.int32, k=1, one=1, half=0)
+    model, result = run_pass(proto, PASS)
+    assert "Gelu" not in op_types(model)
+    assert result.stats == {"rejected_gelu-erf-0a:input is not floating point": 1}
+
+
+def test_layernorm_and_gelu_of_one_transformer_block_both_fuse() -> None:
+    """LayerNorm -> MatMul -> Gelu at opset 20: both patterns in one run."""
+    proto, feeds = _layernorm((2, 3, 4), opset=20, gamma=randn(4, seed=1), beta=randn(4, seed=2))
+    gelu, _ = _gelu(opset=20)
+    proto.graph.output[0].name = "z"
+    for node in gelu.graph.node:
+        node.input[:] = ["h" if i == "x" else i for i in node.input]
+        node.output[:] = ["z" if o == "y" else o for o in node.output]
+    proto.graph.node.append(h.make_node("MatMul", ["y", "w"], ["h"]))
+    proto.graph.node.extend(gelu.graph.node)
+    proto.graph.initializer.extend([*gelu.graph.initializer, array("w", randn(4, 5, seed=4))])
+    ops, stats, _ = _check(proto, feeds)
+    assert ops == ["LayerNormalization", "MatMul", "Gelu"]
+    assert stats == {"fused_layernorm-pow-affine": 1, "fused_gelu-erf-0a": 1}
+
+
+# ---- property ----
+
+@st.composite
+def _layernorm_case(draw: st.DrawFn) -> dict[str, Any]:
+    rank = draw(st.integers(1, 4))
+    keepdims = (draw(st.sampled_from([1, 1, 1, 0])), draw(st.sampled_from([1, 1, 1, 0])))
+    shape = [3] * rank if 0 in keepdims else draw(st.lists(st.sampled_from([1, 2, 3, 4]), min_size=rank,
+                                                             max_size=rank))
+    trailing = draw(st.integers(1, rank))
+    axes = list(range(rank - trailing, rank))
+    if draw(st.booleans()):  # any non-empty subset, usually not a trailing run
+        axes = sorted(draw(st.sets(st.integers(0, rank - 1), min_size=1)))
+    var_axes = axes
+    if not draw(st.integers(0, 3)):  # one time in four, independent axes for the variance
+        var_axes = sorted(draw(st.sets(st.integers(0, rank - 1), min_size=1)))
+
+    def spelled(a: list[int]) -> list[int]:  # the same axes written negative, positive or shuffled
+        return draw(st.permutations([x - rank if draw(st.booleans()) else x for x in a]))
+
+    def affine() -> tuple[int, ...] | None:
+        if not draw(st.booleans()):
+            return None
+        n = draw(st.integers(0, rank + 1))  # right-aligned with x; rank + 1 adds a leading 1
+        return tuple(1 if i < 0 or draw(st.booleans()) else shape[i] for i in range(rank - n, rank))
+
+    return {"shape": shape, "axes": spelled(axes), "var_axes": spelled(var_axes), "keepdims": keepdims,
+            "opset": draw(st.sampled_from([16, 17, 18])), "square": draw(st.sampled_from(["pow", "mul"])),
+            "exponent": draw(st.sampled_from([2.0, 2.0, 2.0, 3.0])), "gamma": affine(), "beta": affine(),
+            "swap": draw(st.booleans()), "leak": draw(st.sampled_from([None] * 5 + ["mean", "d", "var"]))}
+
+
+def _layernorm_expected(case: dict[str, Any]) -> list[str]:
+    """The op list the pass may produce, stated from the rules, not the code."""
+    rank = len(case["shape"])
+    mean = sorted(a % rank for a in case["axes"])
+    var = sorted(a % rank for a in case["var_axes"])
+    core = (case["opset"] >= 17 and mean == var == list(range(mean[0], rank)) and case["keepdims"] == (1, 1)
+            and (case["square"] == "mul" or case["exponent"] == 2.0) and case["leak"] is None)
+    if not core:
+        return []
+    normalized = rank - mean[0]
+
+    def fits(s: tuple[int, ...] | None) -> bool:  # rank at most the normalized rank (no squeezing)
+        return s is not None and len(s) <= normalized
+
+    if case["gamma"] is None:
+        return ["LayerNormalization"] + (["Add"] if case["beta"] is not None else [])
+    if not fits(case["gamma"]):
+        return ["LayerNormalization", "Mul"] + (["Add"] if case["beta"] is not None else [])
+    if case["beta"] is None or fits(case["beta"]):
+        return ["LayerNormalization"]
+    return ["LayerNormalization", "Add"]
+
+
+@st.composite
+def _gelu_case(draw: st.DrawFn) -> dict[str, Any]:
+    rank = draw(st.integers(0, 3))
+    return {"order": draw(st.sampled_from("abc")), "arg": draw(st.sampled_from(["div", "mul"])),
+            "opset": draw(st.sampled_from([17, 19, 20, 20, 20])), "swap": draw(st.booleans()),
+            "shape": draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)),
+            "const_shape": (1,) * draw(st.integers(0, rank + 1)),
+            "half": draw(st.sampled_from([0.5, 0.5, 0.4])), "one": draw(st.sampled_from([1.0, 1.0, 2.0]))}
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.one_of(_layernorm_case().map(lambda c: ("layernorm", c)), _gelu_case().map(lambda c: ("gelu", c))))
+def test_random_normalizations_fuse_exactly_when_sound(kind_case: tuple[str, dict[str, Any]]) -> None:
+    """Property: random ranks, axes (trailing or not, spelled either way), keepdims, exponents, scale and
+    bias shapes, leaked intermediates, Gelu orders, constants and opsets. Outputs agree with onnxruntime,
+    and the fused ops appear exactly when the rules allow them."""
+    kind, case = kind_case
+    if kind == "gelu":
+        proto, feeds = _gelu(**case)
+        ops, _, _ = _check(proto, feeds)
+        fused = case["opset"] >= 20 and case["half"] == 0.5 and case["one"] == 1.0 and \
+            len(case["const_shape"]) <= len(case["shape"])
+        event(f"gelu fused={fused}")
+        assert (ops == ["Gelu"]) == fused and (ops == ["Gelu"] or len(ops) == 5), ops
+        return
+    expected = _layernorm_expected(case)
+    leak, gamma_shape, beta_shape = case.pop("leak"), case.pop("gamma"), case.pop("beta")
+    gamma = None if gamma_shape is None else randn(*gamma_shape, seed=1) + 1
+    beta = None if beta_shape is None else randn(*beta_shape, seed=2)
+    proto, feeds = _layernorm(**case, gamma=gamma, beta=beta, outputs=("y",) if leak is None else ("y", leak))
+    ops, stats, _ = _check(proto, feeds)
+    event(f"layernorm fused={bool(expected)}")
+    if expected:
+        assert ops == expected, (ops, stats)
+    else:
+        assert "LayerNormalization" not in ops, (ops, stats)
+        assert not any(k.startswith("fused_") for k in stats), stats
