@@ -191,9 +191,11 @@ def _write_text(path: str, text: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``graphopt check A B``: exit 0 when equivalent, 1 when not."""
+    """``graphopt check A B``: exit 0 when equivalent, 1 when not. B may have the NHWC interface that
+    ``--layout nhwc`` gave it (recorded in its metadata): it is fed and compared in A's layout."""
     from graphopt.numerics.compare import compare_outputs, max_errors
     from graphopt.numerics.feeds import load_npz, make_feeds, parse_shape_overrides
+    from graphopt.numerics.interface import adapt_feeds, adapt_outputs
     from graphopt.numerics.run import run_model
     from graphopt.onnx_io import load_model
 
@@ -201,7 +203,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     feeds = make_feeds(ref, seed=args.seed, shapes=parse_shape_overrides(args.input_shape),
                        given=load_npz(args.inputs) if args.inputs else None)
     expected = run_model(ref, feeds, what=f"model {args.reference}")
-    actual = run_model(cand, feeds, what=f"model {args.candidate}")
+    # a candidate whose interface layout graphopt changed (--layout) is fed and read in the original's
+    actual = adapt_outputs(cand, run_model(cand, adapt_feeds(cand, feeds), what=f"model {args.candidate}"))
     mismatches = compare_outputs(expected, actual, _tolerance(args))
     max_abs, max_rel = max_errors(expected, actual)
     for m in mismatches:

@@ -83,6 +83,8 @@ class ConvertLayout:
                 _convert_input(model, graph, index, value)
                 converted_in += 1
         for index, value in enumerate(list(graph.outputs)):
+            if value.is_graph_input:
+                continue  # the input itself: it keeps the input's name, so it follows the input's layout
             if (value.name in wanted_out) if wanted_out is not None else _eligible(value, automatic=True):
                 _convert_output(model, graph, index, value)
                 converted_out += 1
@@ -118,10 +120,13 @@ def _convert_input(model: Model, graph: Graph, index: int, old: Value) -> None:
     out.dtype, out.shape = old.dtype, old.shape
     for user, i in old.uses():
         user.replace_input(i, out)
-    if old.is_graph_output:
-        graph.outputs = [out if v is old else v for v in graph.outputs]
+    passed_through = old.is_graph_output  # the output is the same tensor, by name: it converts too
+    if passed_through:
+        graph.outputs = [new if v is old else v for v in graph.outputs]
     old.name, old.graph = None, None
     record_interface_perm(model, "inputs", new.name or "", to_last(rank))
+    if passed_through:
+        record_interface_perm(model, "outputs", new.name or "", to_last(rank))
 
 
 def _convert_output(model: Model, graph: Graph, index: int, old: Value) -> None:

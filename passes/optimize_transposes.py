@@ -161,16 +161,37 @@ class OptimizeTransposes:
                 continue  # it merges with (or cancels against) the moved Transpose
             if user.domain not in STANDARD or user.graph is not node.graph:
                 return False
+            if user.op_type in ("Flatten", "Reshape") and _moves_size_one_dims(out, q):
+                continue  # dropped there: a size-1 move before a reshape changes no element order
             if plan_push(user, q, opset) is None:
                 return False
             others = [user.inputs[i] for i in data_inputs(user) if user.inputs[i] is not out]
-            if any(_transposed_by(v) is not None and _transposed_by(v)[1] == q for v in others):  # type: ignore[index]
+            if any(self._carries(v, q, opset, depth) for v in others):
                 continue  # there it meets another Transpose of the same perm: a net removal
             if any(v is not None and v.const is None for v in others):
                 return False
             if not self._cancels_later(user, q, opset, depth - 1):
                 return False
         return True
+
+    def _carries(self, value: Value | None, perm: list[int], opset: int, depth: int) -> bool:
+        """Whether ``value`` is a Transpose by ``perm``, or will be once pushes bring one down through
+        the single-reader agnostic ops producing it (e.g. the other operand of a residual Add)."""
+        if value is None or depth <= 0:
+            return False
+        source = _transposed_by(value)
+        if source is not None:
+            return source[1] == perm
+        node = value.producer
+        if node is None or node.domain not in STANDARD or len(node.outputs) != 1 or value.num_uses != 1 \
+                or value.is_graph_output or node.graph is not value.graph:
+            return False
+        plan = plan_push(node, perm, opset)
+        if plan is None or plan.out_perm != perm:
+            return False
+        data = [node.inputs[i] for i in data_inputs(node)]
+        return any(self._carries(v, perm, opset, depth - 1) for v in data) and \
+            all(v is None or v.const is not None or self._carries(v, perm, opset, depth - 1) for v in data)
 
 
 def _apply_push(graph: Graph, node: Node, perm: list[int], opset: int) -> None:
@@ -188,7 +209,7 @@ def _apply_push(graph: Graph, node: Node, perm: list[int], opset: int) -> None:
         if source is not None:
             inputs[i] = source[0].inputs[0]
         elif value.const is not None:
-            if value.const.size > 1:
+            if any(d != 1 for d in value.const.shape):  # not size > 1: an empty one must move too
                 permuted = permuted_constant(value, perm)
                 inputs[i] = graph.add_const(Tensor.from_array(permuted, value.const.dtype))
         else:
@@ -220,6 +241,15 @@ def _apply_push(graph: Graph, node: Node, perm: list[int], opset: int) -> None:
         elif value.const is not None and not value.num_uses and not value.is_graph_output \
                 and value.graph is not None:
             value.graph.remove_const(value)
+
+
+def _moves_size_one_dims(value: Value, perm: list[int]) -> bool:
+    """Whether transposing ``value`` by ``perm`` keeps the order of every dim that may differ from 1."""
+    shape = value.shape
+    if shape is None or len(shape) != len(perm):
+        return False
+    moving = [p for p in perm if shape[p] != 1]
+    return moving == sorted(moving)
 
 
 def _dedup(graph: Graph, stats: Counter) -> None:

@@ -29,7 +29,9 @@ AXIS_OPS = frozenset({"Concat", "Softmax", "LogSoftmax", "Hardmax"})
 REDUCE = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
 # Inputs that are data (permuted with the tensor) rather than parameters, per op; None: all inputs.
-DATA_INPUTS: dict[str, tuple[int, ...]] = {"Clip": (0,), "QuantizeLinear": (0,), "DequantizeLinear": (0,)}
+# A Reduce's axes input (opset 13/18) is remapped by the plan, not permuted like data.
+DATA_INPUTS: dict[str, tuple[int, ...]] = {"Clip": (0,), "QuantizeLinear": (0,), "DequantizeLinear": (0,),
+                                           **{op: (0,) for op in REDUCE}}
 
 
 @dataclass
@@ -72,8 +74,8 @@ def plan_push(node: Node, perm: list[int], opset: int) -> PushPlan | None:
     if op in UNARY or op in BROADCAST:
         if op in ("QuantizeLinear", "DequantizeLinear"):
             scale = node.inputs[1]
-            if scale is None or scale.rank is None:
-                return None
+            if scale is None or scale.rank is None or scale.rank > 1:
+                return None  # rank > 1: blocked quantization (opset 21), scale laid out like the data
             if scale.rank == 1 and (scale.static_shape or (0,))[0] != 1:
                 axis = int(node.attr("axis", 1)) % rank
                 attrs["axis"] = perm[axis]
