@@ -31,6 +31,7 @@ REDUCE = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Reduce
 # Inputs that are data (permuted with the tensor) rather than parameters, per op; None: all inputs.
 # A Reduce's axes input (opset 13/18) is remapped by the plan, not permuted like data.
 DATA_INPUTS: dict[str, tuple[int, ...]] = {"Clip": (0,), "QuantizeLinear": (0,), "DequantizeLinear": (0,),
+                                           "Slice": (0,), "Pad": (0,), "Split": (0,),
                                            **{op: (0,) for op in REDUCE}}
 
 
@@ -88,7 +89,38 @@ def plan_push(node: Node, perm: list[int], opset: int) -> PushPlan | None:
         return PushPlan(attrs, perm)
     if op in REDUCE:
         return _plan_reduce(node, perm, opset, attrs)
+    if op in ("ArgMax", "ArgMin"):
+        axis = int(node.attr("axis", 0)) % rank
+        attrs["axis"] = perm[axis]
+        if node.attr("keepdims", 1):
+            return PushPlan(attrs, perm)
+        kept = [i for i in range(rank) if i != axis]
+        remaining = [k for k in range(rank) if k != perm[axis]]
+        position = {a: j for j, a in enumerate(remaining)}
+        return PushPlan(attrs, [position[perm[i]] for i in kept])
+    if op == "Split":
+        attrs["axis"] = perm[int(node.attr("axis", 0)) % rank]
+        return PushPlan(attrs, perm)
+    if op == "Slice" and opset >= 10:
+        axes = _const_input(node, 3)
+        if axes is None:
+            return None  # default axes would need a new input
+        return PushPlan(attrs, perm, {3: np.array([perm[int(a) % rank] for a in axes], dtype=np.int64)})
+    if op == "Pad" and opset >= 11 and (len(node.inputs) < 4 or node.inputs[3] is None):
+        pads = _const_input(node, 1)
+        if pads is None or len(pads) != 2 * rank:
+            return None
+        inv = inverse(perm)  # pads of C' axis k are those of C's axis inv[k]
+        new = [int(pads[inv[k]]) for k in range(rank)] + [int(pads[rank + inv[k]]) for k in range(rank)]
+        return PushPlan(attrs, perm, {1: np.array(new, dtype=np.int64)})
     return None
+
+
+def _const_input(node: Node, index: int) -> list[int] | None:
+    value = node.inputs[index] if index < len(node.inputs) else None
+    if value is None or value.const is None:
+        return None
+    return [int(v) for v in value.const.numpy().reshape(-1)]
 
 
 def _reduce_axes(node: Node, opset: int) -> tuple[list[int] | None, bool]:

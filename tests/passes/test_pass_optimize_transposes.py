@@ -780,3 +780,44 @@ def test_the_chain_strategy_reaches_pushes_and_cancellations() -> None:
     found = find(_chains(), interesting, settings=settings(max_examples=200, derandomize=True, database=None,
                                                           deadline=None))
     assert _transposes(found) >= 2
+
+
+# ---- Slice / Pad / ArgMax / Split ----
+
+def test_push_through_slice_remaps_its_constant_axes_then_cancels() -> None:
+    """Slice on NHWC axis 3 (channels) is Slice on NCHW axis 1."""
+    proto = make([_t("x", "t", NHWC), _node("Slice", ["t", "s", "e", "a"], ["u"]), _t("u", "y", NCHW)],
+                 [info("x", X)], [info("y", None)],
+                 [ints("s", [1]), ints("e", [2]), ints("a", [3])])
+    ops, stats, model = _check(proto)
+    assert ops == ["Slice(x,c[1],c[1],c[1])"]
+    assert stats == {"cancelled": 1, "pushed_through_Slice": 1}
+    assert _const(model, 0, 3).tolist() == [1]
+
+
+def test_slice_without_axes_is_not_pushed() -> None:
+    """Default axes would need a new input: the Transposes stay."""
+    proto = make([_t("x", "t", NHWC), _node("Slice", ["t", "s", "e"], ["u"]), _t("u", "y", NCHW)],
+                 [info("x", X)], [info("y", None)], [ints("s", [0]), ints("e", [1])])
+    _, stats, model = _check(proto)
+    assert stats == {} and _transposes(model) == 2
+
+
+def test_push_through_pad_permutes_its_pads() -> None:
+    """NHWC pads [0,1,2,3 | 0,2,1,0] are NCHW pads [0,3,1,2 | 0,0,2,1]."""
+    proto = make([_t("x", "t", NHWC), _node("Pad", ["t", "p"], ["u"]), _t("u", "y", NCHW)],
+                 [info("x", X)], [info("y", None)], [ints("p", [0, 1, 2, 3, 0, 2, 1, 0])])
+    ops, stats, model = _check(proto)
+    assert ops == ["Pad(x,c[8])"]
+    assert stats == {"cancelled": 1, "pushed_through_Pad": 1}
+    assert _const(model, 0, 1).tolist() == [0, 3, 1, 2, 0, 0, 2, 1]
+
+
+def test_push_through_argmax_without_keepdims_drops_the_axis_from_the_perm() -> None:
+    """ArgMax(T(x), axis=3, keepdims=0) is ArgMax(x, axis=1) then the perm of the remaining axes."""
+    proto = make([_t("x", "t", NHWC), _node("ArgMax", ["t"], ["u"], axis=3, keepdims=0),
+                  _node("Cast", ["u"], ["c"], to=T.FLOAT), _t("c", "y", [0, 2, 1])],
+                 [info("x", X)], [info("y", None)])
+    ops, stats, _ = _check(proto)  # the pushed perm is the identity on (N, H, W): it merges away
+    assert ops == ["ArgMax{axis=1,keepdims=0}(x)", "Cast(%0)", "Transpose{perm=[0, 2, 1]}(%1)"]
+    assert stats == {"merged": 1, "pushed_through_ArgMax": 1, "pushed_through_Cast": 1}
