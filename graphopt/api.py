@@ -21,12 +21,13 @@ from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.numerics.check import NumericCheck
 from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.interface import interface_perms
 from graphopt.numerics.run import run_model
 from graphopt.onnx_io.importer import import_model, load_model
 from graphopt.onnx_io.save import save_model
 from graphopt.pass_infra.instruments import DumpIR, VerifyIR
 from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
-from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names
+from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names, pass_steps
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
 DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
@@ -124,6 +125,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")
     for name in [*pass_names(steps), *opts.disable]:
         DEFAULT_REGISTRY.get(name)  # fail early, before any work, on an unknown name
+    for step in pass_steps(steps):
+        DEFAULT_REGISTRY.create(step.name, step.options)  # ... and on options a pass refuses
     model = as_model(source)
     ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
     checker = _make_checker(model, opts) if opts.check != "off" else None
@@ -153,7 +156,8 @@ def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:
         shapes = ", ".join(f"{k}={list(v.shape)}" for k, v in feeds.items())
         raise RuntimeCheckError(f"{exc} [generated check inputs: {shapes}; give realistic ones with "
                                 "--input-shape NAME=DIMS or --inputs FILE.npz, or use --check off]") from None
-    return NumericCheck(feeds, reference, opts.tolerance)
+    base_inputs, base_outputs = interface_perms(model)  # a file converted before: checks are relative
+    return NumericCheck(feeds, reference, opts.tolerance, base_inputs, base_outputs)
 
 
 def _final_check(result: OptimizeResult, checker: NumericCheck, original: Model | None,

@@ -195,7 +195,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     ``--layout nhwc`` gave it (recorded in its metadata): it is fed and compared in A's layout."""
     from graphopt.numerics.compare import compare_outputs, max_errors
     from graphopt.numerics.feeds import load_npz, make_feeds, parse_shape_overrides
-    from graphopt.numerics.interface import adapt_feeds, adapt_outputs
+    from graphopt.numerics.interface import adapt_feeds, adapt_outputs, interface_perms
     from graphopt.numerics.run import run_model
     from graphopt.onnx_io import load_model
 
@@ -204,7 +204,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                        given=load_npz(args.inputs) if args.inputs else None)
     expected = run_model(ref, feeds, what=f"model {args.reference}")
     # a candidate whose interface layout graphopt changed (--layout) is fed and read in the original's
-    actual = adapt_outputs(cand, run_model(cand, adapt_feeds(cand, feeds), what=f"model {args.candidate}"))
+    base_in, base_out = interface_perms(ref)
+    actual = adapt_outputs(cand, run_model(cand, adapt_feeds(cand, feeds, base_in),
+                                           what=f"model {args.candidate}"), base_out)
     mismatches = compare_outputs(expected, actual, _tolerance(args))
     max_abs, max_rel = max_errors(expected, actual)
     for m in mismatches:

@@ -68,9 +68,11 @@ class ConvertLayout:
     inputs: str = ""
     outputs: str = ""
 
-    def run(self, model: Model) -> PassResult:
+    def __post_init__(self) -> None:
         if self.layout.lower() != "nhwc":
             raise UsageError(f"convert-layout: unknown layout {self.layout!r} (supported: nhwc)")
+
+    def run(self, model: Model) -> PassResult:
         refresh_types(model)
         graph = model.graph
         wanted_in, wanted_out = _names(self.inputs), _names(self.outputs)

@@ -28,6 +28,8 @@ class NumericCheck:
     feeds: dict[str, np.ndarray]
     reference: dict[str, Any]
     tolerance: tuple[float, float] | None = None
+    base_inputs: dict[str, list[int]] = field(default_factory=dict)  # interface perms of the reference
+    base_outputs: dict[str, list[int]] = field(default_factory=dict)
     sessions: int = 0
     failures: list[tuple[str, list[Mismatch]]] = field(default_factory=list)
 
@@ -44,8 +46,9 @@ class NumericCheck:
         """Run ``model`` and compare; records max errors on ``record.checks['numeric']``."""
         self.sessions += 1
         try:
-            actual = adapt_outputs(model, run_model(model, adapt_feeds(model, self.feeds),
-                                                    what=f"model after pass {record.name!r}"))
+            feeds = adapt_feeds(model, self.feeds, self.base_inputs)
+            actual = adapt_outputs(model, run_model(model, feeds, what=f"model after pass {record.name!r}"),
+                                   self.base_outputs)
         except RuntimeCheckError as exc:
             record.checks["numeric"] = {"ok": False, "error": str(exc)}
             return str(exc)

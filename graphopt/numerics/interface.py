@@ -32,15 +32,36 @@ def record_interface_perm(model: Model, kind: str, name: str, perm: list[int]) -
                                                      sort_keys=True)
 
 
-def adapt_feeds(model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Original-layout feeds, permuted to what ``model`` takes."""
+def _delta(base: list[int] | None, current: list[int]) -> list[int]:
+    """The perm taking the ``base`` layout to the ``current`` one (both relative to the original)."""
+    if base is None:
+        return list(current)
+    position = {axis: i for i, axis in enumerate(base)}
+    return [position[axis] for axis in current]
+
+
+def adapt_feeds(model: Model, feeds: dict[str, np.ndarray],
+                base: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Feeds made for the reference (whose inputs had the perms ``base``, none by default), permuted
+    to what ``model`` takes."""
     inputs, _ = interface_perms(model)
-    return {k: np.ascontiguousarray(np.transpose(v, inputs[k])) if k in inputs else v
-            for k, v in feeds.items()}
+    base = base or {}
+    out = {}
+    for name, value in feeds.items():
+        if name in inputs and inputs[name] != base.get(name):
+            value = np.ascontiguousarray(np.transpose(value, _delta(base.get(name), inputs[name])))
+        out[name] = value
+    return out
 
 
-def adapt_outputs(model: Model, outputs: dict[str, Any]) -> dict[str, Any]:
-    """``model``'s outputs, permuted back to the original layout."""
+def adapt_outputs(model: Model, outputs: dict[str, Any],
+                  base: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """``model``'s outputs, permuted back to the reference's layout (perms ``base``, none by default)."""
     _, perms = interface_perms(model)
-    return {k: np.transpose(v, np.argsort(perms[k])) if k in perms and isinstance(v, np.ndarray) else v
-            for k, v in outputs.items()}
+    base = base or {}
+    out = {}
+    for name, value in outputs.items():
+        if name in perms and perms[name] != base.get(name) and isinstance(value, np.ndarray):
+            value = np.transpose(value, np.argsort(_delta(base.get(name), perms[name])))
+        out[name] = value
+    return out

@@ -64,6 +64,14 @@ def pass_names(steps: list[Step]) -> list[str]:
     return names
 
 
+def pass_steps(steps: list[Step]) -> list[PassStep]:
+    """Every pass step (with its options), fixed points flattened, in order."""
+    flat: list[PassStep] = []
+    for step in steps:
+        flat.extend(pass_steps(step.steps) if isinstance(step, Fixpoint) else [step])
+    return flat
+
+
 def _format_options(options: dict[str, str]) -> str:
     return "{" + ";".join(f"{k}={v}" for k, v in options.items()) + "}" if options else ""
 

@@ -22,6 +22,7 @@ from graphopt.ir.model import Model
 from graphopt.ir.verify import verify
 from graphopt.numerics.compare import compare_outputs
 from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.interface import adapt_feeds, adapt_outputs, interface_perms
 from graphopt.numerics.run import run_model
 from graphopt.onnx_io.exporter import export_model
 from graphopt.onnx_io.importer import import_model, load_model
@@ -85,7 +86,9 @@ def assert_equivalent(a: Model | onnx.ModelProto | str, b: Model | onnx.ModelPro
     model_a, model_b = _as_model(a), _as_model(b)
     feeds = feeds if feeds is not None else make_feeds(model_a, seed=seed)
     expected = run_model(model_a, feeds, what="reference model")
-    actual = run_model(model_b, feeds, what="candidate model")
+    base_in, base_out = interface_perms(model_a)  # a layout-converted candidate is fed in a's layout
+    actual = adapt_outputs(model_b, run_model(model_b, adapt_feeds(model_b, feeds, base_in),
+                                              what="candidate model"), base_out)
     mismatches = compare_outputs(expected, actual, tolerance)
     assert not mismatches, "models differ: " + "; ".join(str(m) for m in mismatches)
 

@@ -86,6 +86,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
     default pipeline."""
     assert main(["list-passes"]) == 0
     assert capsys.readouterr() == (
+        "convert-layout                  Make the model's image-like inputs and outputs channels-last "
+        "(NHWC), in standard ONNX.\n"
         "eliminate-common-subexpressions Make equal things one thing.\n"
         "eliminate-dead-code             Remove what cannot affect the outputs, in every (sub)graph.\n"
         "fold-constants                  Replace computable nodes by constants.\n"
@@ -100,6 +102,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "com.microsoft.FusedConv.\n"
         "fuse-pad                        Fold a zero-filled constant Pad into the pads of the Conv or "
         "AveragePool reading it.\n"
+        "optimize-transposes             Push Transposes through layout-agnostic ops until they cancel; "
+        "merge and drop them.\n"
         "simplify-chains                 Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze "
         "and Cast-Cast chains.\n"
         "topological-sort                Reorder nodes so every value is defined before use, keeping the "
@@ -107,8 +111,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "\n"
         "default pipeline: "
         "fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
-        "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains){max=8},"
-        "topological-sort\n", "")
+        "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
+        "optimize-transposes){max=8},topological-sort\n", "")
 
 
 def test_list_passes_with_a_plugin_lists_its_passes_too(
@@ -123,13 +127,13 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:12]] == [
-        "do-nothing", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
-        "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
-        "fuse-pad", "simplify-chains", "topological-sort"]
-    assert lines[12:14] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
-    assert lines[0] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
+    assert [line.split()[0] for line in lines[:14]] == [
+        "convert-layout", "do-nothing", "eliminate-common-subexpressions", "eliminate-dead-code",
+        "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
+        "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
+    assert lines[14:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+    assert lines[1] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
-        "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants", "fuse-affine",
-        "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
-        "simplify-chains", "topological-sort"]
+        "convert-layout", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
+        "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
+        "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]

@@ -1,5 +1,5 @@
 """`graphopt optimize` in-process: output file, tables, report, in-place rules, plugins, determinism,
---stats, --target ort and the never-worse rule."""
+--stats, --target ort, --layout nhwc and the never-worse rule."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import onnx
@@ -45,13 +46,14 @@ OPS_AFTER_BN = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "MatMul"
 OPS_AFTER = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "Gemm"]
 
 # The default pipeline's fixed point on tiny_cnn: four changing runs in the first iteration, then a second
-# iteration that finds nothing. simplify-chains is not rerun in it: it found nothing after the last change
-# (fuse-matmul-add) and nothing changed since.
+# iteration that finds nothing. simplify-chains and optimize-transposes (the model has no Transpose) are
+# not rerun in it: they found nothing after the last change (fuse-matmul-add) and nothing changed since.
 FIXPOINT = ["eliminate-dead-code", "fold-constants", "eliminate-common-subexpressions", "fuse-pad",
-            "fuse-batchnorm", "fuse-normalization", "fuse-affine", "fuse-matmul-add", "simplify-chains"]
+            "fuse-batchnorm", "fuse-normalization", "fuse-affine", "fuse-matmul-add", "simplify-chains",
+            "optimize-transposes"]
 CHANGING = {"eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add"}
 DEFAULT_RUN = [*((name, "changed" if name in CHANGING else "unchanged") for name in FIXPOINT),
-               *((name, "unchanged") for name in FIXPOINT[:-1]),
+               *((name, "unchanged") for name in FIXPOINT[:-2]),
                ("topological-sort", "unchanged")]
 NAME_WIDTH = len("eliminate-common-subexpressions")  # 31: the pass table's first column fits the longest name
 
@@ -85,10 +87,11 @@ def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
                              f"{'weights Δ':>11}  check")
     pass_lines = lines[header + 1:-3]
     assert [tuple(line.split()[:2]) for line in pass_lines] == DEFAULT_RUN
-    nodes = ["16->12", "12->8", "8->8", "8->8", "8->7", "7->7", "7->7", "7->6", "6->6", *["6->6"] * 9]
-    deltas = ["-1.0 KB", "-8 B", "0", "0", "-128 B", *["0"] * 13]
+    nodes = ["16->12", "12->8", "8->8", "8->8", "8->7", "7->7", "7->7", "7->6", "6->6", *["6->6"] * 10]
+    deltas = ["-1.0 KB", "-8 B", "0", "0", "-128 B", *["0"] * 14]
     exact, rounded = r"ok \(rel 0\.0e\+00\)", r"ok \(rel [1-9]\.\de-0[5-8]\)"  # BN folding rounds
-    checks = [exact, exact, "-", "-", rounded, "-", "-", rounded, *["-"] * 10]
+    checks = [exact, exact, "-", "-", rounded, "-", "-", rounded, *["-"] * 11]
+    assert len(pass_lines) == len(DEFAULT_RUN) == len(nodes) == len(deltas) == len(checks) == 19
     for line, (name, status), node, delta, check in zip(pass_lines, DEFAULT_RUN, nodes, deltas, checks):
         pattern = (re.escape(f"{name:<{NAME_WIDTH}} {status:<12}") + r" +\d+ms "
                    + re.escape(f"{node:>13} {delta:>11}  ") + (re.escape(check) if check == "-" else check))
@@ -161,7 +164,7 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     assert (data["size_before"], data["size_after"]) == (tiny_cnn.stat().st_size, out.stat().st_size)
     assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,"
                                 "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
-                                "simplify-chains){max=8},topological-sort")
+                                "simplify-chains,optimize-transposes){max=8},topological-sort")
     assert (data["check"], data["check_sessions"]) == ("each", 4)  # the four changing passes
     assert (data["final_check"], data["warnings"]) == (None, [])
     assert (data["nodes_before"], data["nodes_after"]) == (16, 6)
@@ -173,12 +176,12 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     assert [(p["name"], p["status"]) for p in passes] == DEFAULT_RUN
     assert [p["step"] for p in passes] == [p["name"] for p in passes]
     assert [(p["nodes_before"], p["nodes_after"]) for p in passes] == [
-        (16, 12), (12, 8), (8, 8), (8, 8), (8, 7), (7, 7), (7, 7), (7, 6), (6, 6), *[(6, 6)] * 9]
+        (16, 12), (12, 8), (8, 8), (8, 8), (8, 7), (7, 7), (7, 7), (7, 6), (6, 6), *[(6, 6)] * 10]
     assert [(p["bytes_before"], p["bytes_after"]) for p in passes] == [
-        (4736, 3712), (3712, 3704), (3704, 3704), (3704, 3704), (3704, 3576), *[(3576, 3576)] * 13]
+        (4736, 3712), (3712, 3704), (3704, 3704), (3704, 3704), (3704, 3576), *[(3576, 3576)] * 14]
     assert all(p["failure"] is None for p in passes)
 
-    dce, fold, cse, _pad, bn, _norm, affine, matmul_add, chains = passes[:9]
+    dce, fold, cse, _pad, bn, _norm, affine, matmul_add, chains, transposes = passes[:10]
     assert dce["stats"] == {"dead_nodes": 1, "noop_Cast": 1, "noop_Dropout": 1, "noop_Identity": 1,
                             "unused_constants": 1}  # DCE infers the Cast's input type itself
     assert dce["bytes_before"] - dce["bytes_after"] == 16 * 16 * 4  # unused.w
@@ -211,6 +214,8 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     exact_gemm = matmul_add["checks"]["numeric"]  # against the original: the BN folding's rounding only
     assert exact_gemm["ok"] is True and 0 < exact_gemm["max_abs"] < 1e-5 and 0 < exact_gemm["max_rel"] < 1e-5
     assert chains["history"] == ["eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add"]
+    # optimize-transposes finds no Transpose to move: no stats, no check, no rules.
+    assert (transposes["stats"], transposes["checks"], transposes["rules"]) == ({}, {}, {})
     assert all(p["history"] == chains["history"] for p in passes[9:])
 
 
@@ -252,7 +257,7 @@ def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
                 "fuse-matmul-add": "changed"}
     assert [(p["name"], p["status"]) for p in data["passes"]] == [
         *((name, statuses.get(name, "unchanged")) for name in FIXPOINT),
-        *((name, "disabled" if name == "eliminate-dead-code" else "unchanged") for name in FIXPOINT[:-1]),
+        *((name, "disabled" if name == "eliminate-dead-code" else "unchanged") for name in FIXPOINT[:-2]),
         ("topological-sort", "unchanged")]
     fold, bn, matmul_add = data["passes"][1], data["passes"][4], data["passes"][7]
     assert fold["stats"] == {"folded": 2, "folded_MatMul": 1, "reshape_target_copies_dims": 1}
@@ -515,7 +520,7 @@ total                          16        5
     data = json.loads(report.read_text())
     assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,"
                                 "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
-                                "simplify-chains){max=8},topological-sort,fuse-ort-contrib")
+                                "simplify-chains,optimize-transposes){max=8},topological-sort,fuse-ort-contrib")
     assert [(p["name"], p["status"]) for p in data["passes"]] == [*DEFAULT_RUN,
                                                                   ("fuse-ort-contrib", "changed")]
     contrib = data["passes"][-1]
@@ -551,6 +556,109 @@ total                          16        5
     plain = onnx.load(str(default))
     assert {o.domain: o.version for o in plain.opset_import} == {"": 17}
     assert [(n.domain, n.op_type) for n in plain.graph.node] == [("", op) for op in OPS_AFTER]
+
+
+LAYOUT_OP_TABLE = """\
+op type              before    after
+Conv                      2        2
+MatMul                    2        0  *
+Add                       1        0  *
+BatchNormalization        1        0  *
+Cast                      1        0  *
+Concat                    1        0  *
+Dropout                   1        0  *
+Gather                    1        0  *
+GlobalAveragePool         1        1
+Identity                  1        0  *
+Relu                      1        1
+Reshape                   1        1
+Shape                     1        0  *
+Unsqueeze                 1        0  *
+Gemm                      0        1  *
+Transpose                 0        1  *
+total                    16        7"""
+LAYOUT_RUN = [("convert-layout", "changed"), *DEFAULT_RUN]
+
+
+def test_layout_nhwc_makes_the_image_input_channels_last_through_one_transpose(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--layout nhwc runs convert-layout{layout=nhwc} before the default pipeline.
+
+    convert-layout picks the float inputs and outputs of rank 4-5: x becomes [N, 16, 16, 3], read through
+    one Transpose (perm [0, 3, 1, 2]) into conv1 (16 -> 17 nodes, 0 B); the 2-D logits stay as they are.
+    The default pipeline then does what it does without --layout (one node more all along);
+    optimize-transposes has nothing to push, the Transpose feeds a Conv. Every numeric check (one more
+    session, for convert-layout) feeds x in the original layout, transposed as the interface perm the
+    model records says, and passes. Fed x transposed, the written model computes the logits of the model
+    written without --layout bit for bit.
+    """
+    out, report = tiny_cnn.with_name("nhwc.onnx"), tiny_cnn.with_name("nhwc.json")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--layout", "nhwc", "--report", str(report)]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stderr == ""
+    assert stdout.startswith(LAYOUT_OP_TABLE + "\n\n")
+    lines = stdout.splitlines()
+    assert lines[-1] == f"wrote {out}"
+    assert re.fullmatch(r"size 5\.7 KB -> 4\.3 KB; \d+\.\d\ds; checks: each \(5 onnxruntime sessions\)",
+                        lines[-2]), lines[-2]
+    assert lines[-3] == ""
+    header = lines.index(next(x for x in lines if x.startswith("pass ")))
+    pass_lines = lines[header + 1:-3]
+    nodes = ["16->17", "17->13", "13->9", "9->9", "9->9", "9->8", "8->8", "8->8", "8->7", "7->7",
+             *["7->7"] * 10]
+    deltas = ["0", "-1.0 KB", "-8 B", "0", "0", "-128 B", *["0"] * 14]
+    exact, rounded = r"ok \(rel 0\.0e\+00\)", r"ok \(rel [1-9]\.\de-0[5-8]\)"  # BN folding rounds
+    checks = [exact, exact, exact, "-", "-", rounded, "-", "-", rounded, *["-"] * 11]
+    assert len(pass_lines) == len(LAYOUT_RUN) == len(nodes) == len(deltas) == len(checks) == 20
+    for line, (name, status), node, delta, check in zip(pass_lines, LAYOUT_RUN, nodes, deltas, checks):
+        pattern = (re.escape(f"{name:<{NAME_WIDTH}} {status:<12}") + r" +\d+ms "
+                   + re.escape(f"{node:>13} {delta:>11}  ") + (re.escape(check) if check == "-" else check))
+        assert re.fullmatch(pattern, line), line
+
+    data = json.loads(report.read_text())
+    assert data["pipeline"] == ("convert-layout{layout=nhwc},"
+                                "fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,"
+                                "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
+                                "simplify-chains,optimize-transposes){max=8},topological-sort")
+    assert [(p["name"], p["status"]) for p in data["passes"]] == LAYOUT_RUN
+    assert all(p["failure"] is None for p in data["passes"])
+    assert all(p["checks"]["numeric"]["ok"] is True for p in data["passes"] if p["status"] == "changed")
+    assert (data["check"], data["check_sessions"]) == ("each", 5)  # the five changing passes
+    assert (data["final_check"], data["warnings"]) == (None, [])
+    layout = data["passes"][0]
+    assert layout["step"] == "convert-layout{layout=nhwc}"
+    assert layout["stats"] == {"inputs_converted": 1}
+    assert (layout["nodes_before"], layout["nodes_after"]) == (16, 17)
+    assert (layout["bytes_before"], layout["bytes_after"]) == (4736, 4736)
+    assert layout["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert (data["nodes_before"], data["nodes_after"]) == (16, 7)
+    assert data["ops_after"] == {"Conv": 2, "Gemm": 1, "GlobalAveragePool": 1, "Relu": 1, "Reshape": 1,
+                                 "Transpose": 1}
+
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto, full_check=True)
+
+    def interface(values: Iterable[onnx.ValueInfoProto]) -> list[tuple[str, int, list[int | str]]]:
+        return [(v.name, v.type.tensor_type.elem_type,
+                 [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]) for v in values]
+
+    assert interface(proto.graph.input) == [("x", onnx.TensorProto.FLOAT, ["N", 16, 16, 3])]
+    assert interface(proto.graph.output) == [("logits", onnx.TensorProto.FLOAT, ["N", 10])]
+    assert _ops(out) == ["Transpose", *OPS_AFTER]
+    transpose, conv1 = proto.graph.node[:2]
+    assert list(transpose.input) == ["x"] and conv1.input[0] == transpose.output[0]
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in transpose.attribute} == {"perm": [0, 3, 1, 2]}
+    assert {p.key: p.value for p in proto.metadata_props} == {
+        "graphopt.interface_perms": '{"inputs": {"x": [0, 2, 3, 1]}, "outputs": {}}'}
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    logits = run_proto(proto, {"x": np.ascontiguousarray(x.transpose(0, 2, 3, 1))})["logits"]
+    assert logits.shape == (2, 10)
+    np.testing.assert_allclose(logits, run_proto(onnx.load(str(tiny_cnn)), {"x": x})["logits"],
+                               rtol=1e-5, atol=1e-6)  # the BN folding's rounding, as without --layout
+    default = tiny_cnn.with_name("default.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(default), "-q"]) == 0
+    np.testing.assert_array_equal(logits, run_proto(onnx.load(str(default)), {"x": x})["logits"])
 
 
 GROW_PLUGIN = '''
@@ -648,3 +756,41 @@ def test_allow_worse_or_may_grow_keeps_a_pass_that_adds_a_node(
     assert rec["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
     assert (data["nodes_after"], data["ops_after"]["Identity"], data["check_sessions"]) == (17, 2, 1)
     assert _ops(out) == OPS_WITH_IDENTITY
+
+
+def test_a_layout_converted_file_optimizes_again_with_checks_relative_to_its_own_layout(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The NHWC file carries its interface perms; optimizing it again feeds the checks in NHWC (no
+    second transpose), nothing is rolled back, and graphopt check accepts it against both files."""
+    converted, again = tiny_cnn.with_name("a.onnx"), tiny_cnn.with_name("b.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(converted), "--pipeline", "convert-layout", "-q"]) == 0
+    assert main(["optimize", str(converted), "-o", str(again), "--on-failure", "raise", "--report",
+                 str(tiny_cnn.with_name("r.json")), "-q"]) == 0
+    data = json.loads(tiny_cnn.with_name("r.json").read_text())
+    assert [p["status"] for p in data["passes"] if p["status"] == "rolled-back"] == []
+    assert sum(1 for p in data["passes"] if p["checks"].get("numeric", {}).get("ok")) == 4
+    capsys.readouterr()
+    assert main(["check", str(tiny_cnn), str(again)]) == 0
+    assert main(["check", str(converted), str(again)]) == 0
+    assert capsys.readouterr().out.count("equivalent: 1 outputs") == 2
+
+
+def test_a_pass_option_the_pass_refuses_is_a_usage_error_before_any_work(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """convert-layout{layout=nchw}: exit 2 with the pass's own message, no output written."""
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--pipeline", "convert-layout{layout=nchw}"]) == 2
+    assert capsys.readouterr().err == \
+        "graphopt: error: convert-layout: unknown layout 'nchw' (supported: nhwc)\n"
+    assert not out.exists()
+
+
+def test_naming_an_input_that_is_not_image_like_is_a_usage_error(
+        tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user mistake found while the pass runs still ends in exit 2, not a rollback."""
+    out = tiny_cnn.with_name("out.onnx")
+    assert main(["optimize", str(tiny_cnn), "-o", str(out), "--pipeline",
+                 "convert-layout{outputs=logits}"]) == 2
+    assert capsys.readouterr().err == \
+        "graphopt: error: convert-layout: output 'logits' is not a float tensor of rank 3-5\n"
+    assert not out.exists()

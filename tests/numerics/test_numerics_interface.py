@@ -139,3 +139,17 @@ def test_recording_one_kind_keeps_the_other(kind: str) -> None:
     inputs, outputs = interface_perms(model)
     assert inputs == ({"a": [1, 0], "c": [0, 2, 1]} if kind == "inputs" else {"a": [1, 0]})
     assert outputs == ({"b": [1, 0], "c": [0, 2, 1]} if kind == "outputs" else {"b": [1, 0]})
+
+
+def test_adapting_relative_to_a_base_layout_applies_only_the_difference() -> None:
+    """A reference already NHWC (perm [0,2,3,1]) and a candidate with the same perm: nothing moves;
+    a candidate converted once more (composed perm) is fed the difference only."""
+    model = Model(Graph("g"))
+    record_interface_perm(model, "inputs", "x", [0, 2, 3, 1])
+    base = interface_perms(model)[0]
+    feeds = {"x": np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)}
+    assert adapt_feeds(model, feeds, base)["x"] is feeds["x"]
+    record_interface_perm(model, "inputs", "x", [0, 3, 1, 2])  # back to NCHW overall
+    assert interface_perms(model)[0] == {"x": [0, 1, 2, 3]}
+    expected = np.transpose(feeds["x"], [0, 3, 1, 2])
+    np.testing.assert_array_equal(adapt_feeds(model, feeds, base)["x"], expected)

@@ -13,13 +13,13 @@ from graphopt.pass_infra.manager import PassManager
 from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
-BUILTINS = ["eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants", "fuse-affine",
-            "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
-            "simplify-chains", "topological-sort"]
+BUILTINS = ["convert-layout", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
+            "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
+            "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
-    """A fresh registry knows exactly the eleven built-ins, sorted by name, loaded like any plugin."""
+    """A fresh registry knows exactly the thirteen built-ins, sorted by name, loaded like any plugin."""
     assert list(PassRegistry().all()) == BUILTINS
 
 
@@ -83,11 +83,11 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     """UnknownPassError names the pass, every known pass and the command that lists them."""
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("fold-constant")
-    assert str(info.value) == ("unknown pass 'fold-constant' (known passes: "
+    assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, "
                                "eliminate-common-subexpressions, eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-matmul-add, fuse-normalization, "
-                               "fuse-ort-contrib, fuse-pad, simplify-chains, topological-sort, with-options; "
-                               "see 'graphopt list-passes')")
+                               "fuse-ort-contrib, fuse-pad, optimize-transposes, simplify-chains, "
+                               "topological-sort, with-options; see 'graphopt list-passes')")
     assert isinstance(info.value, UsageError)
 
 
