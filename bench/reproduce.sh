@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole benchmark in one command: bench virtualenv, corpus, every tool on every model (ORT latency
-# included), the synthetic-scale step, then bench/results/report.md and report.json.
+# included), the synthetic-scale step, then bench/results/report.md and report.json; then the layout
+# benchmark (bench/layout.py -> bench/results/layout.md).
 #
 #   bash bench/reproduce.sh                 # about 12 min on 2 cores once the corpus and venv exist
 #   bash bench/reproduce.sh --no-scale      # any further arguments go to bench/run.py
@@ -26,5 +27,6 @@ log="$root/bench/results/reproduce.log"
     "$venv/bin/python" "$root/bench/corpus.py"
     echo "reproduce.sh: corpus ready after $(( $(date +%s) - start )) s"
     "$venv/bin/python" "$root/bench/run.py" "$@"
+    "$venv/bin/python" "$root/bench/layout.py"   # Transposes after NHWC conversion -> results/layout.md
     echo "reproduce.sh: done in $(( $(date +%s) - start )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$log"
