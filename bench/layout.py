@@ -14,6 +14,7 @@ onnxruntime.quantization (static, QDQ format, random calibration).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -87,16 +88,20 @@ TOOLS: dict[str, Callable[[str, str], None]] = {
 }
 
 
-def feeds_for(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Seeded inputs for the NCHW original: dynamic dims become 1 (batch) or 224/640/48/192 style."""
+def feeds_for(name: str, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Seeded inputs for the NCHW original at the corpus manifest's shapes (as the main benchmark);
+    dims left unknown become 1 for the batch and 224 elsewhere."""
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+    shapes = {spec["name"]: spec.get("shape") for m in manifest["models"]
+              if m["name"] == name.replace("-qdq", "") for spec in m["inputs"]}
     rng = np.random.default_rng(0)
     feeds = {}
     inits = {i.name for i in model.graph.initializer}
     for vi in model.graph.input:
         if vi.name in inits:
             continue
-        dims = [d.dim_value if d.dim_value > 0 else (1 if i == 0 else 64)
-                for i, d in enumerate(vi.type.tensor_type.shape.dim)]
+        dims = shapes.get(vi.name) or [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        dims = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else 224) for i, d in enumerate(dims)]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
         feeds[vi.name] = rng.standard_normal(dims).astype(dtype)
     return feeds
@@ -109,16 +114,19 @@ def run(path: str, feeds: dict[str, np.ndarray], level: Any = None) -> list[np.n
     return sess.run(None, feeds)
 
 
-def latency(path: str, feeds: dict[str, np.ndarray], repeats: int = 20) -> float:
-    """Median seconds per run with ORT's default optimizations."""
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    sess.run(None, feeds)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def latency(pairs: list[tuple[str, dict[str, np.ndarray]]], repeats: int = 40) -> list[list[float]]:
+    """Seconds per run with ORT's default optimizations; the models run alternately, so that drifts
+    of the machine hit them alike."""
+    sessions = [(ort.InferenceSession(p, providers=["CPUExecutionProvider"]), f) for p, f in pairs]
+    for sess, feeds in sessions:
         sess.run(None, feeds)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(repeats):
+        for k, (sess, feeds) in enumerate(sessions):
+            start = time.perf_counter()
+            sess.run(None, feeds)
+            times[k].append(time.perf_counter() - start)
+    return times
 
 
 def build_qdq_resnet(dst: Path) -> None:
@@ -136,7 +144,8 @@ def build_qdq_resnet(dst: Path) -> None:
             if not self.left:
                 return None
             self.left -= 1
-            return {name: np.random.default_rng(self.left).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+            image = np.random.default_rng(self.left).standard_normal((1, 3, 224, 224))
+            return {name: image.astype(np.float32)}
 
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
 
@@ -146,7 +155,7 @@ def bench_model(name: str, tmp: Path, rows: list[str], lat_rows: list[str]) -> N
     if name == "resnet50-qdq" and not src.exists():
         build_qdq_resnet(src)
     original = onnx.load(str(src))
-    feeds = feeds_for(original)
+    feeds = feeds_for(name, original)
     reference = run(str(src), feeds)
     nhwc_raw = tmp / f"{name}.nhwc-raw.onnx"
     _graphopt(str(src), str(nhwc_raw), pipeline="convert-layout")
@@ -183,8 +192,8 @@ def bench_model(name: str, tmp: Path, rows: list[str], lat_rows: list[str]) -> N
         if case == "nhwc" and graphopt_out is not None:
             full = tmp / f"{name}.graphopt-layout.onnx"
             _graphopt(str(src), str(full), layout="nhwc")
-            a, b = latency(str(src), feeds), latency(str(full), nhwc_feeds)
-            a2 = latency(str(src), feeds)
+            runs = latency([(str(src), feeds), (str(src), feeds), (str(full), nhwc_feeds)])
+            a, a2, b = (statistics.median(t) for t in runs)
             lat_rows.append(f"| {name} | {min(a, a2) * 1000:.2f} ms | {b * 1000:.2f} ms | "
                             f"{b / min(a, a2):.3f} | {abs(a - a2) / min(a, a2) * 100:.1f}% |")
         print(rows[-1], flush=True)
@@ -197,13 +206,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     rows = ["| model | case | Transposes in | " + " | ".join(TOOLS) + " |",
             "|---|---|---|" + "---|" * len(TOOLS)]
-    lat_rows = ["| model | NCHW original | graphopt NHWC | ratio | noise (same model twice) |",
+    lat_rows = ["| model | NCHW original | graphopt NHWC | ratio | noise (original twice) |",
                 "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             bench_model(name, Path(tmp), rows, lat_rows)
     text = "# Layout benchmark\n\nTransposes left (and max abs error vs the original):\n\n" + \
-        "\n".join(rows) + "\n\nORT latency, default optimizations, median of 20 runs:\n\n" + \
+        "\n".join(rows) + "\n\nORT latency, default optimizations, median of 40 alternating runs:\n\n" + \
         "\n".join(lat_rows) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

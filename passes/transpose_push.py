@@ -31,7 +31,7 @@ REDUCE = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Reduce
 # Inputs that are data (permuted with the tensor) rather than parameters, per op; None: all inputs.
 # A Reduce's axes input (opset 13/18) is remapped by the plan, not permuted like data.
 DATA_INPUTS: dict[str, tuple[int, ...]] = {"Clip": (0,), "QuantizeLinear": (0,), "DequantizeLinear": (0,),
-                                           "Slice": (0,), "Pad": (0,), "Split": (0,),
+                                           "Slice": (0,), "Pad": (0,), "Split": (0,), "Gather": (0,),
                                            **{op: (0,) for op in REDUCE}}
 
 
@@ -93,6 +93,18 @@ def plan_push(node: Node, perm: list[int], opset: int) -> PushPlan | None:
         axis = int(node.attr("axis", 0)) % rank
         attrs["axis"] = perm[axis]
         if node.attr("keepdims", 1):
+            return PushPlan(attrs, perm)
+        kept = [i for i in range(rank) if i != axis]
+        remaining = [k for k in range(rank) if k != perm[axis]]
+        position = {a: j for j, a in enumerate(remaining)}
+        return PushPlan(attrs, [position[perm[i]] for i in kept])
+    if op == "Gather":
+        indices = node.inputs[1]
+        if indices is None or indices.rank not in (0, 1):
+            return None  # higher-rank indices insert several axes: not a permutation any more
+        axis = int(node.attr("axis", 0)) % rank
+        attrs["axis"] = perm[axis]
+        if indices.rank == 1:
             return PushPlan(attrs, perm)
         kept = [i for i in range(rank) if i != axis]
         remaining = [k for k in range(rank) if k != perm[axis]]

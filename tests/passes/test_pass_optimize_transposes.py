@@ -821,3 +821,20 @@ def test_push_through_argmax_without_keepdims_drops_the_axis_from_the_perm() -> 
     ops, stats, _ = _check(proto)  # the pushed perm is the identity on (N, H, W): it merges away
     assert ops == ["ArgMax{axis=1,keepdims=0}(x)", "Cast(%0)", "Transpose{perm=[0, 2, 1]}(%1)"]
     assert stats == {"merged": 1, "pushed_through_ArgMax": 1, "pushed_through_Cast": 1}
+
+
+@pytest.mark.parametrize("index_rank", [0, 1])
+def test_push_through_gather_remaps_its_axis(index_rank: int) -> None:
+    """Gather on NHWC axis 3 is Gather on NCHW axis 1; a scalar index also drops that axis from the
+    perm of the result, which is then the identity on (N, H, W) and merges into the last Transpose."""
+    indices = ints("i", 1 if index_rank == 0 else [1, 0])
+    proto = make([_t("x", "t", NHWC), _node("Gather", ["t", "i"], ["u"], axis=3),
+                  _t("u", "y", [0, 3, 1, 2] if index_rank == 1 else [0, 2, 1])],
+                 [info("x", X)], [info("y", None)], [indices])
+    ops, stats, _ = _check(proto)
+    if index_rank == 1:
+        assert ops == ["Gather{axis=1}(x,c[2])"]
+        assert stats == {"cancelled": 1, "pushed_through_Gather": 1}
+    else:
+        assert ops == ["Gather{axis=1}(x,c[])", "Transpose{perm=[0, 2, 1]}(%0)"]
+        assert stats == {"merged": 1, "pushed_through_Gather": 1}
