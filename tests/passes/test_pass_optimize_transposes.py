@@ -838,3 +838,35 @@ def test_push_through_gather_remaps_its_axis(index_rank: int) -> None:
     else:
         assert ops == ["Gather{axis=1}(x,c[])", "Transpose{perm=[0, 2, 1]}(%0)"]
         assert stats == {"merged": 1, "pushed_through_Gather": 1}
+
+
+@pytest.mark.parametrize("perm", [NHWC, NCHW], ids=["to-nhwc", "to-nchw"])
+@pytest.mark.parametrize("op", ["Concat", "ReduceMean", "Softmax", "Slice", "Gather"])
+def test_axis_ops_push_in_both_layout_directions(op: str, perm: list[int]) -> None:
+    """The same axis-carrying op between a Transpose and its inverse, for the perm to channels-last
+    and the one back: the axis is remapped through the perm and the pair cancels."""
+    shape = [2, 3, 4, 5]
+    inverse = [perm.index(i) for i in range(4)]
+    inits: list[onnx.TensorProto] = []
+    if op == "Concat":
+        node = _node("Concat", ["t", "c"], ["u"], axis=2)
+        inits = [array("c", randn(*[[shape[p] for p in perm][i] if i != 2 else 1 for i in range(4)], seed=3))]
+    elif op == "ReduceMean":
+        node = _node("ReduceMean", ["t"], ["u"], axes=[2], keepdims=1)
+    elif op == "Softmax":
+        node = _node("Softmax", ["t"], ["u"], axis=2)
+    elif op == "Slice":
+        node = _node("Slice", ["t", "s", "e", "a"], ["u"])
+        inits = [ints("s", [1]), ints("e", [3]), ints("a", [2])]
+    else:
+        node = _node("Gather", ["t", "i"], ["u"], axis=2)
+        inits = [ints("i", [1, 0])]
+    proto = make([_t("x", "t", perm), node, _t("u", "y", inverse)], [info("x", shape)], [info("y", None)],
+                 inits)
+    ops, stats, model = _check(proto, rtol=1e-6)
+    assert [o.split("{")[0].split("(")[0] for o in ops] == [op]
+    assert stats == {"cancelled": 1, f"pushed_through_{op}": 1}
+    remapped = list(model.graph)[0]
+    axis = remapped.attr("axes")[0] if op == "ReduceMean" else \
+        int(_const(model, 0, 3)[0]) if op == "Slice" else remapped.attr("axis")
+    assert axis == perm[2]
