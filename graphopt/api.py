@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from graphopt.errors import NumericMismatchError, RuntimeCheckError, UsageError
+from graphopt.errors import NumericMismatchError, PassFailedError, RuntimeCheckError, UsageError
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.numerics.check import NumericCheck
@@ -56,6 +56,7 @@ class OptimizeOptions:
     target: str = "onnx"
     never_worse: bool = True
     layout: str | None = None  # "nhwc": convert-layout runs first (channels-last interface)
+    opset: int | None = None  # convert-opset{target=N} runs first
 
 
 @dataclass
@@ -120,6 +121,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     steps = parse_pipeline(opts.pipeline)
     if opts.layout is not None:
         steps = parse_pipeline(f"convert-layout{{layout={opts.layout}}},{format_pipeline(steps)}")
+    if opts.opset is not None:
+        steps = parse_pipeline(f"convert-opset{{target={opts.opset}}},{format_pipeline(steps)}")
     extra = TARGETS[opts.target]
     if extra and extra not in pass_names(steps):
         steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")
@@ -140,6 +143,9 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
                           progress=progress, pipeline_text=format_pipeline(steps),
                           never_worse=opts.never_worse)
     report = manager.run(model)
+    if opts.opset is not None and model.opset != opts.opset:  # asked for, not delivered: no output
+        failure = next((r.failure for r in report.rolled_back if r.name == "convert-opset"), "rolled back")
+        raise PassFailedError(f"conversion to opset {opts.opset} failed its check: {failure}")
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
     if checker is not None and opts.check == "final":
         _final_check(result, checker, original, opts)

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="onnx: standard ONNX only (default); ort: also onnxruntime contrib ops (FusedConv)")
     opt.add_argument("--layout", choices=("nhwc",),
                      help="make image-like inputs/outputs channels-last (runs convert-layout first)")
+    opt.add_argument("--opset", type=int, metavar="N",
+                     help="convert the default ONNX domain to opset N first (up or down, checked)")
     opt.add_argument("--allow-worse", action="store_true",
                      help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
     opt.add_argument("--stats", action="store_true",
@@ -130,7 +132,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         input_shapes=parse_shape_overrides(args.input_shape),
         inputs=load_npz(args.inputs) if args.inputs else None, tolerance=_tolerance(args),
         plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
-        target=args.target, never_worse=not args.allow_worse, layout=args.layout)
+        target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
     result = optimize(args.input, options, progress=progress)

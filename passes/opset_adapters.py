@@ -1,0 +1,293 @@
+"""Per-op adapters for the default-domain version changes that matter on real models, both directions.
+
+An adapter rewrites one node across one version boundary ``since`` (the opset in which the op's new
+version appeared): ``up`` from ``since - 1`` to ``since``, ``down`` the other way. It raises
+``OpsetConversionError`` with the reason when the node cannot be expressed on the other side.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from graphopt import Graph, Node, Tensor, Value
+from graphopt.errors import UsageError
+
+
+class OpsetConversionError(UsageError):
+    """A node that cannot be expressed at the target opset (exit code 2: nothing is written)."""
+
+
+Adapter = Callable[[Node, Graph], None]
+UP: dict[tuple[str, int], Adapter] = {}
+DOWN: dict[tuple[str, int], Adapter] = {}
+
+
+def _const_list(node: Node, index: int, what: str) -> list | None:
+    value = node.inputs[index] if index < len(node.inputs) else None
+    if value is None:
+        return None
+    if value.const is None:
+        raise OpsetConversionError(f"{node.op_type} node {node.name!r}: its {what} are computed at run time, "
+                                   "the older version needs them as a constant attribute")
+    return np.asarray(value.const.numpy()).reshape(-1).tolist()
+
+
+def _attr_to_input(name: str, index: int, dtype=np.int64) -> Adapter:  # type: ignore[no-untyped-def]
+    def up(node: Node, graph: Graph) -> None:
+        value = node.attrs.pop(name, None)
+        inputs = list(node.inputs) + [None] * max(0, index + 1 - len(node.inputs))
+        if value is not None:
+            inputs[index] = graph.add_const(Tensor.from_array(np.array(value.value, dtype=dtype)))
+        node.set_inputs(_trim(inputs))
+    return up
+
+
+def _input_to_attr(name: str, index: int, what: str, scalar: bool = False) -> Adapter:
+    def down(node: Node, graph: Graph) -> None:
+        values = _const_list(node, index, what)
+        inputs = list(node.inputs)
+        if index < len(inputs):
+            inputs[index] = None
+        node.set_inputs(_trim(inputs))
+        if values is not None:
+            node.attrs[name] = _attr(name, values[0] if scalar else [_plain(v) for v in values])
+    return down
+
+
+def _trim(inputs: list[Value | None]) -> list[Value | None]:
+    while inputs and inputs[-1] is None:
+        inputs.pop()
+    return inputs
+
+
+def _plain(v):  # type: ignore[no-untyped-def]
+    return float(v) if isinstance(v, float) else int(v)
+
+
+def _attr(name: str, value):  # type: ignore[no-untyped-def]
+    from graphopt.ir.attributes import infer_attr
+    return infer_attr(name, value)
+
+
+def _drop_attrs(*names: str, refuse_if: Callable[[Node], str | None] | None = None) -> Adapter:
+    def down(node: Node, graph: Graph) -> None:
+        reason = refuse_if(node) if refuse_if is not None else None
+        if reason:
+            raise OpsetConversionError(f"{node.op_type} node {node.name!r}: {reason}")
+        for name in names:
+            node.attrs.pop(name, None)
+    return down
+
+
+def _noop(node: Node, graph: Graph) -> None:
+    """A pure version bump (type constraints are checked by the caller)."""
+
+
+# axes: attribute before, input from (Squeeze/Unsqueeze/ReduceSum at 13, other Reduce* at 18)
+for _op in ("Squeeze", "Unsqueeze", "ReduceSum"):
+    UP[(_op, 13)] = _attr_to_input("axes", 1)
+    DOWN[(_op, 13)] = _input_to_attr("axes", 1, "axes")
+for _op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+            "ReduceLogSumExp", "ReduceSumSquare"):
+    UP[(_op, 18)] = _attr_to_input("axes", 1)
+    DOWN[(_op, 18)] = _input_to_attr("axes", 1, "axes")
+
+
+def _reduce_down(inner: Adapter) -> Adapter:
+    def down(node: Node, graph: Graph) -> None:
+        if node.attr("noop_with_empty_axes", 0):
+            axes = node.inputs[1] if len(node.inputs) > 1 else None
+            if axes is None or (axes.const is not None and axes.const.numpy().size == 0):
+                raise OpsetConversionError(f"{node.op_type} node {node.name!r}: noop_with_empty_axes=1 "
+                                           "without axes has no older equivalent")
+        node.attrs.pop("noop_with_empty_axes", None)
+        inner(node, graph)
+    return down
+
+
+for _key in [k for k in DOWN if k[0].startswith("Reduce")]:
+    DOWN[_key] = _reduce_down(DOWN[_key])
+
+UP[("Split", 13)] = _attr_to_input("split", 1)
+DOWN[("Split", 13)] = _input_to_attr("split", 1, "split sizes")
+
+
+def _split_num_outputs_down(node: Node, graph: Graph) -> None:
+    """num_outputs (18) without split sizes: equal parts, which older Split also does when they divide."""
+    count = node.attrs.pop("num_outputs", None)
+    if count is None or (len(node.inputs) > 1 and node.inputs[1] is not None):
+        return
+    src = node.inputs[0]
+    axis = int(node.attr("axis", 0))
+    dim = None if src is None or src.shape is None else src.shape[axis]
+    if not isinstance(dim, int) or dim % int(count.value):
+        raise OpsetConversionError(f"Split node {node.name!r}: num_outputs={count.value} over a dim that is "
+                                   "not a known multiple of it has no older equivalent")
+
+
+def _split_num_outputs_up(node: Node, graph: Graph) -> None:
+    """Equal parts without split sizes need num_outputs from 18 on."""
+    if len(node.inputs) < 2 or node.inputs[1] is None:
+        node.attrs["num_outputs"] = _attr("num_outputs", len(node.outputs))
+
+
+DOWN[("Split", 18)] = _split_num_outputs_down
+UP[("Split", 18)] = _split_num_outputs_up
+
+# Clip: min/max attributes before 11, optional inputs from 11
+UP[("Clip", 11)] = lambda node, graph: _clip_up(node, graph)
+DOWN[("Clip", 11)] = lambda node, graph: _clip_down(node, graph)
+
+
+def _clip_up(node: Node, graph: Graph) -> None:
+    lo, hi = node.attrs.pop("min", None), node.attrs.pop("max", None)
+    dtype = node.inputs[0].dtype if node.inputs[0] is not None else 1
+    np_type = {1: np.float32, 10: np.float16, 11: np.float64}.get(dtype or 1, np.float32)
+    inputs = [node.inputs[0],
+              None if lo is None else graph.add_const(Tensor.from_array(np.array(lo.value, np_type))),
+              None if hi is None else graph.add_const(Tensor.from_array(np.array(hi.value, np_type)))]
+    node.set_inputs(_trim(inputs))
+
+
+def _clip_down(node: Node, graph: Graph) -> None:
+    lo, hi = _const_list(node, 1, "min"), _const_list(node, 2, "max")
+    node.set_inputs([node.inputs[0]])
+    if lo is not None:
+        node.attrs["min"] = _attr("min", float(lo[0]))
+    if hi is not None:
+        node.attrs["max"] = _attr("max", float(hi[0]))
+
+
+# Pad: pads/value attributes before 11, inputs from 11; axes input from 18
+def _pad_up(node: Node, graph: Graph) -> None:
+    pads, value = node.attrs.pop("pads", None), node.attrs.pop("value", None)
+    dtype = node.inputs[0].dtype if node.inputs[0] is not None else 1
+    np_type = {1: np.float32, 10: np.float16, 11: np.float64}.get(dtype or 1, np.float32)
+    inputs = [node.inputs[0], graph.add_const(Tensor.from_array(np.array(pads.value, np.int64)))]
+    if value is not None and float(value.value) != 0.0:
+        inputs.append(graph.add_const(Tensor.from_array(np.array(value.value, np_type))))
+    node.set_inputs(inputs)
+
+
+def _pad_down(node: Node, graph: Graph) -> None:
+    pads, value = _const_list(node, 1, "pads"), _const_list(node, 2, "constant value")
+    node.set_inputs([node.inputs[0]])
+    node.attrs["pads"] = _attr("pads", [int(p) for p in pads or []])
+    if value is not None:
+        node.attrs["value"] = _attr("value", float(value[0]))
+
+
+def _pad_axes_down(node: Node, graph: Graph) -> None:
+    if len(node.inputs) > 3 and node.inputs[3] is not None:
+        raise OpsetConversionError(f"Pad node {node.name!r}: an axes input (opset 18) has no older form")
+
+
+UP[("Pad", 11)], DOWN[("Pad", 11)] = _pad_up, _pad_down
+UP[("Pad", 18)], DOWN[("Pad", 18)] = _noop, _pad_axes_down
+DOWN[("Pad", 19)] = _drop_attrs(refuse_if=lambda n: "mode 'wrap' is new in opset 19"
+                                if str(n.attr("mode", "constant")).strip("b'") == "wrap" else None)
+
+
+# Slice: attributes before 10, inputs from 10 (steps only as input)
+def _slice_up(node: Node, graph: Graph) -> None:
+    starts, ends, axes = (node.attrs.pop(k, None) for k in ("starts", "ends", "axes"))
+    inputs = [node.inputs[0]] + [graph.add_const(Tensor.from_array(np.array(a.value, np.int64)))
+                                 for a in (starts, ends)]
+    if axes is not None:
+        inputs.append(graph.add_const(Tensor.from_array(np.array(axes.value, np.int64))))
+    node.set_inputs(inputs)
+
+
+def _slice_down(node: Node, graph: Graph) -> None:
+    steps = _const_list(node, 4, "steps")
+    if steps is not None and any(s != 1 for s in steps):
+        raise OpsetConversionError(f"Slice node {node.name!r}: steps other than 1 are new in opset 10")
+    starts, ends, axes = (_const_list(node, i, w) for i, w in ((1, "starts"), (2, "ends"), (3, "axes")))
+    node.set_inputs([node.inputs[0]])
+    node.attrs["starts"] = _attr("starts", [int(v) for v in starts or []])
+    node.attrs["ends"] = _attr("ends", [int(v) for v in ends or []])
+    if axes is not None:
+        node.attrs["axes"] = _attr("axes", [int(v) for v in axes])
+
+
+UP[("Slice", 10)], DOWN[("Slice", 10)] = _slice_up, _slice_down
+
+
+# Reshape allowzero (14), Cast saturate (19), BatchNormalization training_mode (14): down drops a default
+def _reshape_down(node: Node, graph: Graph) -> None:
+    if node.attr("allowzero", 0):
+        target = node.inputs[1] if len(node.inputs) > 1 else None
+        if target is None or target.const is None or np.any(target.const.numpy() == 0):
+            raise OpsetConversionError(f"Reshape node {node.name!r}: allowzero=1 with a target that may hold "
+                                       "0 entries is new in opset 14")
+    node.attrs.pop("allowzero", None)
+
+
+DOWN[("Reshape", 14)] = _reshape_down
+DOWN[("Cast", 19)] = _drop_attrs("saturate")
+DOWN[("BatchNormalization", 14)] = _drop_attrs("training_mode", refuse_if=lambda n: "training_mode=1"
+                                               if n.attr("training_mode", 0) else None)
+DOWN[("BatchNormalization", 15)] = _noop
+
+
+def _shape_down(node: Node, graph: Graph) -> None:
+    """Shape start/end (15) become a Slice of the whole shape (Slice takes inputs from opset 10)."""
+    start, end = node.attrs.pop("start", None), node.attrs.pop("end", None)
+    if start is None and end is None:
+        return
+    from graphopt import replace_all_uses_with
+
+    begin = int(start.value) if start is not None else 0
+    stop = int(end.value) if end is not None else 2**62
+    out = node.outputs[0]
+    whole = Node("Shape", [node.inputs[0]])
+    part = Node("Slice", [whole.outputs[0], graph.add_const(Tensor.from_array(np.array([begin], np.int64))),
+                          graph.add_const(Tensor.from_array(np.array([stop], np.int64)))])
+    part.outputs[0].dtype, part.outputs[0].shape = out.dtype, out.shape
+    graph.insert_before(node, [whole, part])
+    replace_all_uses_with(out, part.outputs[0])
+    graph.remove(node)
+
+
+DOWN[("Shape", 15)] = _shape_down
+
+
+def _empty_float(graph: Graph) -> Value:
+    return graph.add_const(Tensor.from_array(np.zeros((0,), np.float32)))
+
+
+def _resize_down_13(node: Node, graph: Graph) -> None:
+    """roi and scales are required inputs before 13: empty tensors mean "not used"."""
+    inputs = list(node.inputs) + [None] * max(0, 3 - len(node.inputs))
+    if inputs[1] is None:
+        inputs[1] = _empty_float(graph)
+    if inputs[2] is None:
+        inputs[2] = _empty_float(graph)
+    node.set_inputs(_trim(inputs))
+
+
+def _resize_down_18(node: Node, graph: Graph) -> None:
+    if node.attr("antialias", 0) or node.attr("axes") is not None or \
+            str(node.attr("keep_aspect_ratio_policy", "stretch")).strip("b'") != "stretch":
+        raise OpsetConversionError(f"Resize node {node.name!r}: antialias, axes and keep_aspect_ratio_policy "
+                                   "are new in opset 18")
+    for name in ("antialias", "axes", "keep_aspect_ratio_policy"):
+        node.attrs.pop(name, None)
+
+
+def _resize_down_19(node: Node, graph: Graph) -> None:
+    if str(node.attr("coordinate_transformation_mode", "half_pixel")).strip("b'") == "half_pixel_symmetric":
+        raise OpsetConversionError(f"Resize node {node.name!r}: half_pixel_symmetric is new in opset 19")
+
+
+def _resize_refuse(node: Node, graph: Graph) -> None:
+    raise OpsetConversionError(f"Resize/Upsample node {node.name!r}: coordinate semantics differ across "
+                               "opset 11; graphopt does not convert Resize across it")
+
+
+DOWN[("Resize", 13)], UP[("Resize", 13)] = _resize_down_13, _noop
+DOWN[("Resize", 18)], UP[("Resize", 18)] = _resize_down_18, _noop
+DOWN[("Resize", 19)], UP[("Resize", 19)] = _resize_down_19, _noop
+DOWN[("Resize", 11)], UP[("Resize", 11)] = _resize_refuse, _resize_refuse
