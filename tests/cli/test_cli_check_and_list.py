@@ -88,6 +88,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
     assert capsys.readouterr() == (
         "convert-layout                  Make the model's image-like inputs and outputs channels-last "
         "(NHWC), in standard ONNX.\n"
+        "convert-opset                   Convert the default ONNX domain to opset ``target``, up or down, "
+        "recursing into subgraphs.\n"
         "eliminate-common-subexpressions Make equal things one thing.\n"
         "eliminate-dead-code             Remove what cannot affect the outputs, in every (sub)graph.\n"
         "fold-constants                  Replace computable nodes by constants.\n"
@@ -127,13 +129,15 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:14]] == [
-        "convert-layout", "do-nothing", "eliminate-common-subexpressions", "eliminate-dead-code",
-        "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
-        "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
-    assert lines[14:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
-    assert lines[1] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
+    assert [line.split()[0] for line in lines[:15]] == [
+        "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
+        "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add",
+        "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains",
+        "topological-sort"]
+    assert lines[15:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+    assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
-        "convert-layout", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
+        "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
+        "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
         "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]

@@ -13,13 +13,13 @@ from graphopt.pass_infra.manager import PassManager
 from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
-BUILTINS = ["convert-layout", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
-            "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
-            "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
+BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
+            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
+            "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
-    """A fresh registry knows exactly the thirteen built-ins, sorted by name, loaded like any plugin."""
+    """A fresh registry knows exactly the fourteen built-ins, sorted by name, loaded like any plugin."""
     assert list(PassRegistry().all()) == BUILTINS
 
 
@@ -83,7 +83,7 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     """UnknownPassError names the pass, every known pass and the command that lists them."""
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("fold-constant")
-    assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, "
+    assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, convert-opset, "
                                "eliminate-common-subexpressions, eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-matmul-add, fuse-normalization, "
                                "fuse-ort-contrib, fuse-pad, optimize-transposes, simplify-chains, "

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from property_budget import examples
 
 import graphopt
+from graphopt.errors import RuntimeCheckError
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.numerics.compare import compare_outputs
@@ -30,13 +31,13 @@ from graphopt.testing.asserts import assert_ir_consistent, assert_pass_preserves
 from graphopt.testing.layout import NotWrappable, wrap_layout_sensitive
 from graphopt.testing.strategies import feeds, models
 
-BUILTIN = ["convert-layout", "eliminate-common-subexpressions", "eliminate-dead-code", "fold-constants",
-           "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
-           "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
+BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
+           "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
+           "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
 # Passes that change the model's inputs/outputs (layout), which assert_pass_preserves_semantics cannot
 # judge: it feeds both models the same arrays and compares the outputs as they come. Each has its own
 # property below that feeds and compares in the original layout.
-INTERFACE_CHANGING = ["convert-layout"]
+INTERFACE_CHANGING = ["convert-layout", "convert-opset"]  # convert-opset: needs a target option
 SAME_INTERFACE = [name for name in BUILTIN if name not in INTERFACE_CHANGING]
 RICH = dict(max_nodes=16, constants=True, dead_branches=True, shape_subgraphs=True)
 FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
@@ -49,7 +50,8 @@ def test_every_builtin_pass_is_covered_here() -> None:
     builtin = {n for n, cls in DEFAULT_REGISTRY.all().items() if cls.__module__.startswith("graphopt.passes")}
     assert builtin == set(BUILTIN)
     assert sorted(SAME_INTERFACE + INTERFACE_CHANGING) == sorted(BUILTIN)
-    assert INTERFACE_CHANGING == ["convert-layout"]  # covered by test_convert_layout_* below
+    # covered by test_convert_layout_* and test_convert_opset_* below
+    assert INTERFACE_CHANGING == ["convert-layout", "convert-opset"]
 
 
 @settings(max_examples=examples(400))
@@ -101,6 +103,33 @@ def _transposes(model: Model) -> int:
 def _in_original_layout(model: Model, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
     """``model``'s outputs on the original-layout ``inputs``, permuted back to the original layout."""
     return adapt_outputs(model, run_model(model, adapt_feeds(model, inputs), what="converted model"))
+
+
+@settings(max_examples=examples(150))
+@given(data=st.data())
+def test_convert_opset_preserves_semantics_or_refuses_cleanly(data: st.DataObject) -> None:
+    """A random model converted to a random opset (up or down, 11..21) either computes the same outputs
+    at the target opset, or is refused with an OpsetConversionError naming the op and node."""
+    from graphopt.passes.opset_adapters import OpsetConversionError
+
+    proto = data.draw(models(**RICH, if_subgraphs=data.draw(st.booleans())))
+    target = data.draw(st.sampled_from([11, 12, 13, 14, 16, 17, 18, 19, 20, 21]))
+    inputs = data.draw(feeds(proto))
+    model = graphopt.import_model(proto)
+    try:
+        DEFAULT_REGISTRY.create("convert-opset", {"target": str(target)}).run(model)
+    except OpsetConversionError as exc:
+        assert " node " in str(exc)
+        reject()
+    assert model.opset == target
+    assert_ir_consistent(model)
+    before = run_proto(proto, inputs)
+    try:
+        after = run_proto(model_bytes(model), inputs)
+    except RuntimeCheckError as exc:  # valid at the target, but onnxruntime has no kernel for that dtype
+        assert "NOT_IMPLEMENTED" in str(exc), exc
+        reject()
+    assert not compare_outputs(before, after), (target, compare_outputs(before, after))
 
 
 @settings(max_examples=examples(400))
