@@ -18,6 +18,14 @@ from .opset_decompose import DECOMPOSITIONS, SOFTMAX_FAMILY, softmax_down, softm
 
 STANDARD = ("", "ai.onnx")
 OLDEST = 7
+RENAMED = {"Scatter": ("ScatterElements", 11)}  # deprecated op -> (same op, new name, since)
+
+
+def _deprecated(op: str, opset: int) -> bool:
+    try:
+        return bool(defs.get_schema(op, opset, "").deprecated)
+    except defs.SchemaError:
+        return False
 
 
 def newest_opset() -> int:
@@ -83,6 +91,11 @@ class ConvertOpset:
     def _convert(self, node: Node, source: int, target: int, stats: Counter) -> None:
         op, graph = node.op_type, node.graph
         assert graph is not None
+        if op in RENAMED and target >= RENAMED[op][1] and _deprecated(op, target):
+            new_name, introduced = RENAMED[op]
+            node.op_type = new_name  # the same semantics under the op's new name
+            stats[f"renamed_{op}"] += 1
+            op, source = new_name, max(source, introduced)
         if since(op, source) is None:
             raise OpsetConversionError(f"{op} node {node.name!r} is not an op of opset {source}")
         if since(op, target) is None:
@@ -120,30 +133,42 @@ class ConvertOpset:
 
 
 def _check_types(node: Node, opset: int, source: int) -> None:
-    """Every input/output dtype must be allowed by the op's type constraints at ``opset``; an unknown
-    dtype is accepted only when the target allows every type the source version allowed."""
+    """Every tensor input/output dtype must be allowed by the op's type constraints at ``opset``.
+
+    A value whose dtype is unknown takes the dtype of another value bound to the same type parameter;
+    if none is known either, it passes only when the target allows every type the source allowed.
+    Unused optional outputs and sequence/optional-typed values are not constrained here.
+    """
     schema = defs.get_schema(node.op_type, opset, "")
     allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
     before_schema = defs.get_schema(node.op_type, source, "")
     before = {c.type_param_str: set(c.allowed_type_strs) for c in before_schema.type_constraints}
-    for formals, values in ((schema.inputs, node.inputs), (schema.outputs, node.outputs)):
+    bound: list[tuple[str, str, object]] = []
+    sides = ((schema.inputs, node.inputs, False), (schema.outputs, node.outputs, True))
+    for formals, values, outputs in sides:
         for i, value in enumerate(values):
-            if value is None or not formals:
+            if value is None or not formals or value.type_proto is not None:
+                continue
+            if outputs and not value.num_uses and not value.is_graph_output:
                 continue
             formal = formals[min(i, len(formals) - 1)]
-            types = allowed.get(formal.type_str)
-            if types is None:
-                continue
-            if value.dtype is None:
-                if not before.get(formal.type_str, set()) <= types:
-                    raise OpsetConversionError(
-                        f"{node.op_type} node {node.name!r}: the dtype of {formal.name} is unknown and "
-                        f"opset {opset} allows fewer types")
-                continue
-            name = f"tensor({onnx.helper.tensor_dtype_to_string(value.dtype).split('.')[-1].lower()})"
-            if name not in types:
-                raise OpsetConversionError(f"{node.op_type} node {node.name!r}: {name} is not allowed for "
-                                           f"{formal.name} at opset {opset}")
+            bound.append((formal.type_str, formal.name, value.dtype))
+    known = {param: dtype for param, _, dtype in bound if dtype is not None}
+    for param, formal_name, dtype in bound:
+        types = allowed.get(param)
+        if types is None:
+            continue
+        dtype = dtype if dtype is not None else known.get(param)
+        if dtype is None:
+            if not before.get(param, set()) <= types:
+                raise OpsetConversionError(
+                    f"{node.op_type} node {node.name!r}: the dtype of {formal_name} is unknown and "
+                    f"opset {opset} allows fewer types")
+            continue
+        name = f"tensor({onnx.helper.tensor_dtype_to_string(dtype).split('.')[-1].lower()})"  # type: ignore[arg-type]
+        if name not in types:
+            raise OpsetConversionError(f"{node.op_type} node {node.name!r}: {name} is not allowed for "
+                                       f"{formal_name} at opset {opset}")
 
 
 def _ir_for(opset: int) -> int:

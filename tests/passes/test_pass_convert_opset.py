@@ -392,3 +392,22 @@ def test_cli_opset_below_the_oldest_is_a_usage_error(tmp_path: Path) -> None:
     out = tmp_path / "out.onnx"
     assert main(["optimize", str(source), "--opset", "3", "-o", str(out)]) == 2
     assert not out.exists()
+
+
+def test_deprecated_scatter_becomes_scatter_elements_going_up() -> None:
+    """Scatter (9) is deprecated at 11 with the same semantics as ScatterElements: renamed."""
+    nodes = [h.make_node("Scatter", ["x", "i", "u"], ["y"], name="n0", axis=1)]
+    proto = make(nodes, [info("x", [2, 3])], [info("y", None)],
+                 [ints("i", [[1, 0, 2], [0, 2, 1]]), array("u", np.ones((2, 3), np.float32))], opset=10)
+    feeds = {"x": np.zeros((2, 3), np.float32)}
+    model, stats = _convert(proto, 13, feeds)
+    assert _only(model).op_type == "ScatterElements" and _only(model).attr("axis") == 1
+    assert stats["renamed_Scatter"] == 1
+
+
+def test_an_unknown_dtype_takes_the_dtype_bound_to_the_same_type_parameter() -> None:
+    """Identity 21 -> 13 allows fewer types; its output (dtype not inferred when the graph output is
+    declared untyped) shares the type parameter V with the known float input, so it converts."""
+    proto = _one("Identity", ["x"], {}, [3], 21)
+    model, _ = _convert(proto, 13, {"x": np.ones(3, np.float32)})
+    assert _only(model).op_type == "Identity"
