@@ -93,3 +93,19 @@ def assert_same_outputs(original: onnx.ModelProto, optimized: Model, feeds: dict
 def randn(*shape: int, seed: int = 0) -> np.ndarray:
     """Seeded float32 normal data."""
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def check_pass(name: str, proto: onnx.ModelProto, feeds: dict[str, np.ndarray],
+               tol: tuple[float, float] | None) -> tuple[list[str], dict, Model]:
+    """Run pass ``name``; outputs agree with onnxruntime within ``tol`` (graphopt's dtype-aware
+    tolerances when None); a second run changes nothing. Returns (op types, stats, model)."""
+    from graphopt.numerics.compare import compare_outputs
+
+    model, result = run_pass(proto, name)
+    before, after = ort(proto, feeds), ort(model, feeds)
+    assert list(after) == list(before)
+    problems = compare_outputs(before, after, tol)
+    assert not problems, problems
+    _, again = run_pass(model, name)
+    assert not again.changed
+    return op_types(model), result.stats, model

@@ -13,10 +13,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto as T
 from onnx import helper as h
-from passes_kit import array, info, ints, make, op_types, ort, randn, run_pass
+from passes_kit import array, check_pass, info, ints, make, op_types, randn, run_pass
 
 from graphopt import Model, Node
-from graphopt.numerics.compare import compare_outputs
 
 PASS = "fuse-affine"
 TOL = (1e-5, 1e-6)  # rtol of the output's largest magnitude, atol: float32 reassociation only
@@ -27,14 +26,7 @@ NOT_PER_CHANNEL = "constant is not per output channel (or rank unknown)"
 def _check(proto: onnx.ModelProto, feeds: dict[str, np.ndarray],
            tol: tuple[float, float] | None = TOL) -> tuple[list[str], dict, Model]:
     """Run the pass; outputs agree with onnxruntime within ``tol``; a second run changes nothing."""
-    model, result = run_pass(proto, PASS)
-    before, after = ort(proto, feeds), ort(model, feeds)
-    assert list(after) == list(before)
-    problems = compare_outputs(before, after, tol)
-    assert not problems, problems
-    _, again = run_pass(model, PASS)
-    assert not again.changed
-    return op_types(model), result.stats, model
+    return check_pass(PASS, proto, feeds, tol)
 
 
 def _only(model: Model, op: str) -> Node:
