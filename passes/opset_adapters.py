@@ -52,7 +52,7 @@ def _input_to_attr(name: str, index: int, what: str, scalar: bool = False) -> Ad
             inputs[index] = None
         node.set_inputs(_trim(inputs))
         if values is not None:
-            node.attrs[name] = _attr(name, values[0] if scalar else [_plain(v) for v in values])
+            node.set_attr(name, values[0] if scalar else [_plain(v) for v in values])
     return down
 
 
@@ -64,11 +64,6 @@ def _trim(inputs: list[Value | None]) -> list[Value | None]:
 
 def _plain(v):  # type: ignore[no-untyped-def]
     return float(v) if isinstance(v, float) else int(v)
-
-
-def _attr(name: str, value):  # type: ignore[no-untyped-def]
-    from graphopt.ir.attributes import infer_attr
-    return infer_attr(name, value)
 
 
 def _drop_attrs(*names: str, refuse_if: Callable[[Node], str | None] | None = None) -> Adapter:
@@ -130,7 +125,7 @@ def _split_num_outputs_down(node: Node, graph: Graph) -> None:
 def _split_num_outputs_up(node: Node, graph: Graph) -> None:
     """Equal parts without split sizes need num_outputs from 18 on."""
     if len(node.inputs) < 2 or node.inputs[1] is None:
-        node.attrs["num_outputs"] = _attr("num_outputs", len(node.outputs))
+        node.set_attr("num_outputs", len(node.outputs))
 
 
 DOWN[("Split", 18)] = _split_num_outputs_down
@@ -155,9 +150,9 @@ def _clip_down(node: Node, graph: Graph) -> None:
     lo, hi = _const_list(node, 1, "min"), _const_list(node, 2, "max")
     node.set_inputs([node.inputs[0]])
     if lo is not None:
-        node.attrs["min"] = _attr("min", float(lo[0]))
+        node.set_attr("min", float(lo[0]))
     if hi is not None:
-        node.attrs["max"] = _attr("max", float(hi[0]))
+        node.set_attr("max", float(hi[0]))
 
 
 # Pad: pads/value attributes before 11, inputs from 11; axes input from 18
@@ -174,9 +169,9 @@ def _pad_up(node: Node, graph: Graph) -> None:
 def _pad_down(node: Node, graph: Graph) -> None:
     pads, value = _const_list(node, 1, "pads"), _const_list(node, 2, "constant value")
     node.set_inputs([node.inputs[0]])
-    node.attrs["pads"] = _attr("pads", [int(p) for p in pads or []])
+    node.set_attr("pads", [int(p) for p in pads or []])
     if value is not None:
-        node.attrs["value"] = _attr("value", float(value[0]))
+        node.set_attr("value", float(value[0]))
 
 
 def _pad_axes_down(node: Node, graph: Graph) -> None:
@@ -206,10 +201,10 @@ def _slice_down(node: Node, graph: Graph) -> None:
         raise OpsetConversionError(f"Slice node {node.name!r}: steps other than 1 are new in opset 10")
     starts, ends, axes = (_const_list(node, i, w) for i, w in ((1, "starts"), (2, "ends"), (3, "axes")))
     node.set_inputs([node.inputs[0]])
-    node.attrs["starts"] = _attr("starts", [int(v) for v in starts or []])
-    node.attrs["ends"] = _attr("ends", [int(v) for v in ends or []])
+    node.set_attr("starts", [int(v) for v in starts or []])
+    node.set_attr("ends", [int(v) for v in ends or []])
     if axes is not None:
-        node.attrs["axes"] = _attr("axes", [int(v) for v in axes])
+        node.set_attr("axes", [int(v) for v in axes])
 
 
 UP[("Slice", 10)], DOWN[("Slice", 10)] = _slice_up, _slice_down

@@ -34,7 +34,7 @@ def softmax_down(node: Node, graph: Graph) -> None:
     rank = _rank(node)
     axis = int(node.attr("axis", -1)) % rank
     if axis == rank - 1:
-        node.attrs["axis"] = _axis(rank - 1)
+        node.set_attr("axis", rank - 1)
         return
     perm = list(range(rank))
     perm[axis], perm[-1] = perm[-1], perm[axis]
@@ -55,7 +55,7 @@ def softmax_up(node: Node, graph: Graph) -> None:
     if rank is not None:
         axis %= max(rank, 1)
         if axis == rank - 1:
-            node.attrs["axis"] = _axis(rank - 1)
+            node.set_attr("axis", rank - 1)
             return
     shape = Node("Shape", [node.inputs[0]])
     flat = Node("Flatten", [node.inputs[0]], {"axis": axis})
@@ -63,11 +63,6 @@ def softmax_up(node: Node, graph: Graph) -> None:
     back = Node("Reshape", [inner.outputs[0], shape.outputs[0]])
     back.outputs[0].dtype, back.outputs[0].shape = node.outputs[0].dtype, node.outputs[0].shape
     replace_node(node, [shape, flat, inner, back], [back.outputs[0]])
-
-
-def _axis(value: int):  # type: ignore[no-untyped-def]
-    from graphopt.ir.attributes import infer_attr
-    return infer_attr("axis", value)
 
 
 def _reduce_mean(x: Value, axes: list[int], graph: Graph, opset: int) -> Node:

@@ -94,7 +94,7 @@ class OptimizeTransposes:
                 stats["cancelled"] += 1
             else:
                 node.replace_input(0, source)
-                node.attrs["perm"] = _perm_attr(node, composed)
+                node.set_attr("perm", composed)
                 stats["merged"] += 1
             if not first.outputs[0].num_uses and not first.outputs[0].is_graph_output:
                 graph.remove(first)
@@ -321,10 +321,3 @@ def _same_product(a, b) -> bool:  # type: ignore[no-untyped-def]
 
 def _can_take_over(src: Value, graph: Graph) -> bool:
     return src.producer is not None and src.graph is graph and not src.is_graph_output
-
-
-def _perm_attr(node: Node, perm: list[int]):  # type: ignore[no-untyped-def]
-    from graphopt import Attr
-
-    old = node.attrs.get("perm")
-    return Attr("perm", old.type if old is not None else 7, perm)  # 7: AttributeProto.INTS
