@@ -21,7 +21,27 @@ from graphopt.numerics.feeds import make_feeds
 from graphopt.numerics.run import run_proto
 
 MODELS = Path(__file__).resolve().parent / ".cache" / "models"
-DEFAULT_MODELS = "resnet50,mobilenetv2,mobilenetv2-opset11,bert-base,resnet50-dynamo"
+DEFAULT_MODELS = ("resnet50-opset11,resnet50-opset13,resnet50,mobilenetv2-opset11,mobilenetv2-opset13,"
+                  "mobilenetv2,bert-base-opset14,bert-base,resnet50-dynamo")
+# Legacy torch exports at older opsets, built here when missing. BERT's scaled_dot_product_attention
+# exports from opset 14 only, so its oldest variant is 14.
+VARIANTS = {**{f"{arch}-opset{opset}": (arch, opset) for arch in ("resnet50", "mobilenetv2")
+               for opset in (11, 13)}, "bert-base-opset14": ("bert-base", 14)}
+
+
+def model_path(name: str) -> Path:
+    """The corpus file, or an opset variant exported by torch on first use (bench venv)."""
+    path = MODELS / f"{name}.onnx"
+    if path.exists() or name not in VARIANTS:
+        return path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import corpus
+    import corpus_torch
+
+    arch, opset = VARIANTS[name]
+    spec = next(s for s in corpus.model_specs() if s.name == arch)
+    corpus_torch.export_legacy(arch, path, corpus.make_feeds(spec.inputs), opset)
+    return path
 
 
 def verify(original: onnx.ModelProto, converted: onnx.ModelProto, feeds: dict) -> str | None:
@@ -49,7 +69,7 @@ def main(argv: list[str]) -> int:
     refusals: list[str] = []
     totals = {"graphopt": 0, "version_converter": 0}
     for name in args.models.split(","):
-        original = onnx.load(str(MODELS / f"{name}.onnx"))
+        original = onnx.load(str(model_path(name)))
         source = next(o.version for o in original.opset_import if o.domain in ("", "ai.onnx"))
         feeds = make_feeds(graphopt.import_model(original), seed=0)
         cells = {"graphopt": [], "version_converter": []}
