@@ -13,12 +13,18 @@ from graphopt import Model, Node, PassResult, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import UsageError
 
+from . import opset_resize  # noqa: F401  (registers the Resize/Upsample adapters)
 from .opset_adapters import DOWN, UP, OpsetConversionError
+from .opset_checks import check_attrs, check_types
 from .opset_decompose import DECOMPOSITIONS, SOFTMAX_FAMILY, softmax_down, softmax_up
 
 STANDARD = ("", "ai.onnx")
 OLDEST = 7
-RENAMED = {"Scatter": ("ScatterElements", 11)}  # deprecated op -> (same op, new name, since)
+# deprecated op -> (the op that replaced it with the same semantics, from opset)
+RENAMED = {"Scatter": ("ScatterElements", 11), "Upsample": ("Resize", 10)}
+# what a renamed op knows that its new name does not; the hook adapts the node, returning its version
+RENAME_HOOKS = {"Upsample": opset_resize.upsample_as_resize}
+OLD_NAMES = {new: (old, introduced) for old, (new, introduced) in RENAMED.items()}
 
 
 def _deprecated(op: str, opset: int) -> bool:
@@ -89,33 +95,64 @@ class ConvertOpset:
         return PassResult(True, dict(sorted(stats.items())))
 
     def _convert(self, node: Node, source: int, target: int, stats: Counter) -> None:
-        op, graph = node.op_type, node.graph
-        assert graph is not None
-        if op in RENAMED and target >= RENAMED[op][1] and _deprecated(op, target):
-            new_name, introduced = RENAMED[op]
-            node.op_type = new_name  # the same semantics under the op's new name
-            stats[f"renamed_{op}"] += 1
-            op, source = new_name, max(source, introduced)
+        op = node.op_type
         if since(op, source) is None:
             raise OpsetConversionError(f"{op} node {node.name!r} is not an op of opset {source}")
-        if since(op, target) is None:
-            decompose = DECOMPOSITIONS.get(op)
-            if decompose is None:
-                raise OpsetConversionError(f"{op} node {node.name!r} does not exist in opset {target} "
-                                           "and graphopt has no decomposition for it")
-            decompose(node, graph, target)
-            stats[f"decomposed_{op}"] += 1
+        if op in RENAMED and target >= RENAMED[op][1]:
+            new_name, introduced = RENAMED[op]  # same semantics under a new name from ``introduced``
+            if source < introduced - 1:
+                self._walk(node, source, introduced - 1, stats)
+            node.op_type = new_name
+            stats[f"renamed_{op}"] += 1
+            hook = RENAME_HOOKS.get(op)
+            op, source = new_name, (hook(node, target) if hook is not None else introduced - 1)
+        elif since(op, target) is None and op in OLD_NAMES and target < OLD_NAMES[op][1]:
+            old_name, introduced = OLD_NAMES[op]
+            self._walk(node, source, introduced, stats)
+            node.op_type = old_name
+            stats[f"renamed_{op}"] += 1
+            op, source = old_name, introduced - 1
+        if since(op, target) is None or _deprecated(op, target):
+            self._decompose(node, source, target, stats)
             return
+        self._walk(node, source, target, stats)
+        if node.graph is not None:
+            try:
+                check_types(node, target, source)
+            except OpsetConversionError:
+                if op not in DECOMPOSITIONS:
+                    raise
+                self._decompose(node, source, target, stats)  # e.g. Celu on float16: Elu takes it
+                return
+            check_attrs(node, target, source)
+
+    def _decompose(self, node: Node, source: int, target: int, stats: Counter) -> None:
+        """Replace ``node`` by primitive ops, each of which must exist at ``target`` (or decompose too)."""
+        op, graph = node.op_type, node.graph
+        assert graph is not None
+        decompose = DECOMPOSITIONS.get(op)
+        if decompose is None:
+            raise OpsetConversionError(f"{op} node {node.name!r} does not exist in opset {target} "
+                                       "and graphopt has no decomposition for it")
+        new_nodes = decompose(node, graph, target, source)
+        stats[f"decomposed_{op}"] += 1
+        for part in new_nodes:
+            if since(part.op_type, target) is None or _deprecated(part.op_type, target):
+                if part.op_type not in DECOMPOSITIONS:
+                    raise OpsetConversionError(f"{op} node {node.name!r}: its decomposition needs "
+                                               f"{part.op_type}, which opset {target} does not have")
+                self._decompose(part, target, target, stats)
+            else:
+                check_types(part, target, target)
+
+    def _walk(self, node: Node, source: int, target: int, stats: Counter) -> None:
+        """Cross every version boundary of ``node``'s op between ``source`` and ``target``."""
         if target > source:
-            steps = boundaries(op, source, target)
-            for version in steps:
+            for version in boundaries(node.op_type, source, target):
                 self._step(node, version, UP, softmax_up, stats)
         else:
-            steps = boundaries(op, target, source)[::-1]
-            for version in steps:
+            for version in boundaries(node.op_type, target, source)[::-1]:
                 self._step(node, version, DOWN, softmax_down, stats)
-        if node.graph is not None:
-            _check_types(node, target, source)
 
     def _step(self, node: Node, version: int, table: dict, softmax, stats: Counter) -> None:  # type: ignore[no-untyped-def]
         if node.graph is None:
@@ -130,45 +167,6 @@ class ConvertOpset:
             stats[f"adapted_{node.op_type}@{version}"] += 1
         else:
             stats["version_bumps"] += 1
-
-
-def _check_types(node: Node, opset: int, source: int) -> None:
-    """Every tensor input/output dtype must be allowed by the op's type constraints at ``opset``.
-
-    A value whose dtype is unknown takes the dtype of another value bound to the same type parameter;
-    if none is known either, it passes only when the target allows every type the source allowed.
-    Unused optional outputs and sequence/optional-typed values are not constrained here.
-    """
-    schema = defs.get_schema(node.op_type, opset, "")
-    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
-    before_schema = defs.get_schema(node.op_type, source, "")
-    before = {c.type_param_str: set(c.allowed_type_strs) for c in before_schema.type_constraints}
-    bound: list[tuple[str, str, object]] = []
-    sides = ((schema.inputs, node.inputs, False), (schema.outputs, node.outputs, True))
-    for formals, values, outputs in sides:
-        for i, value in enumerate(values):
-            if value is None or not formals or value.type_proto is not None:
-                continue
-            if outputs and not value.num_uses and not value.is_graph_output:
-                continue
-            formal = formals[min(i, len(formals) - 1)]
-            bound.append((formal.type_str, formal.name, value.dtype))
-    known = {param: dtype for param, _, dtype in bound if dtype is not None}
-    for param, formal_name, dtype in bound:
-        types = allowed.get(param)
-        if types is None:
-            continue
-        dtype = dtype if dtype is not None else known.get(param)
-        if dtype is None:
-            if not before.get(param, set()) <= types:
-                raise OpsetConversionError(
-                    f"{node.op_type} node {node.name!r}: the dtype of {formal_name} is unknown and "
-                    f"opset {opset} allows fewer types")
-            continue
-        name = f"tensor({onnx.helper.tensor_dtype_to_string(dtype).split('.')[-1].lower()})"  # type: ignore[arg-type]
-        if name not in types:
-            raise OpsetConversionError(f"{node.op_type} node {node.name!r}: {name} is not allowed for "
-                                       f"{formal_name} at opset {opset}")
 
 
 def _ir_for(opset: int) -> int:

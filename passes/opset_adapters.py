@@ -249,40 +249,87 @@ def _shape_down(node: Node, graph: Graph) -> None:
 DOWN[("Shape", 15)] = _shape_down
 
 
-def _empty_float(graph: Graph) -> Value:
-    return graph.add_const(Tensor.from_array(np.zeros((0,), np.float32)))
+# TopK: k attribute before 10, an int64 [1] input from 10
+def _topk_up(node: Node, graph: Graph) -> None:
+    k = node.attrs.pop("k", None)
+    if k is None:
+        raise OpsetConversionError(f"TopK node {node.name!r} has no k attribute")
+    node.set_inputs([node.inputs[0], graph.add_const(Tensor.from_array(np.array([k.value], np.int64)))])
 
 
-def _resize_down_13(node: Node, graph: Graph) -> None:
-    """roi and scales are required inputs before 13: empty tensors mean "not used"."""
-    inputs = list(node.inputs) + [None] * max(0, 3 - len(node.inputs))
-    if inputs[1] is None:
-        inputs[1] = _empty_float(graph)
-    if inputs[2] is None:
-        inputs[2] = _empty_float(graph)
-    node.set_inputs(_trim(inputs))
+UP[("TopK", 10)] = _topk_up
+DOWN[("TopK", 10)] = _input_to_attr("k", 1, "k", scalar=True)
 
 
-def _resize_down_18(node: Node, graph: Graph) -> None:
-    if node.attr("antialias", 0) or node.attr("axes") is not None or \
-            str(node.attr("keep_aspect_ratio_policy", "stretch")).strip("b'") != "stretch":
-        raise OpsetConversionError(f"Resize node {node.name!r}: antialias, axes and keep_aspect_ratio_policy "
-                                   "are new in opset 18")
-    for name in ("antialias", "axes", "keep_aspect_ratio_policy"):
-        node.attrs.pop(name, None)
+# Dropout: mask becomes bool at 10; ratio attribute becomes an input and training_mode appears at 12
+def _dropout_mask_down(node: Node, graph: Graph) -> None:
+    if len(node.outputs) > 1 and (node.outputs[1].num_uses or node.outputs[1].is_graph_output):
+        raise OpsetConversionError(f"Dropout node {node.name!r}: its mask is read, and before opset 10 the "
+                                   "mask has the data's type instead of bool")
 
 
-def _resize_down_19(node: Node, graph: Graph) -> None:
-    if str(node.attr("coordinate_transformation_mode", "half_pixel")).strip("b'") == "half_pixel_symmetric":
-        raise OpsetConversionError(f"Resize node {node.name!r}: half_pixel_symmetric is new in opset 19")
+def _dropout_ratio_up(node: Node, graph: Graph) -> None:
+    ratio = node.attrs.pop("ratio", None)
+    if ratio is not None:
+        node.set_inputs([node.inputs[0],
+                         graph.add_const(Tensor.from_array(np.array(ratio.value, np.float32)))])
 
 
-def _resize_refuse(node: Node, graph: Graph) -> None:
-    raise OpsetConversionError(f"Resize/Upsample node {node.name!r}: coordinate semantics differ across "
-                               "opset 11; graphopt does not convert Resize across it")
+def _dropout_ratio_down(node: Node, graph: Graph) -> None:
+    if len(node.outputs) > 1 and (node.outputs[1].num_uses or node.outputs[1].is_graph_output):
+        raise OpsetConversionError(f"Dropout node {node.name!r}: its mask is read, and before opset 12 an "
+                                   "inference Dropout's mask is all false in onnxruntime, not all true")
+    training = node.inputs[2] if len(node.inputs) > 2 else None
+    if training is not None and (training.const is None or bool(np.any(training.const.numpy()))):
+        raise OpsetConversionError(f"Dropout node {node.name!r}: training_mode (opset 12) may be true, and "
+                                   "older Dropout only runs as inference")
+    node.attrs.pop("seed", None)  # only used in training mode, which the node is not in
+    ratio = _const_list(node, 1, "ratio")
+    node.set_inputs([node.inputs[0]])
+    if ratio is not None:
+        node.set_attr("ratio", float(ratio[0]))
 
 
-DOWN[("Resize", 13)], UP[("Resize", 13)] = _resize_down_13, _noop
-DOWN[("Resize", 18)], UP[("Resize", 18)] = _resize_down_18, _noop
-DOWN[("Resize", 19)], UP[("Resize", 19)] = _resize_down_19, _noop
-DOWN[("Resize", 11)], UP[("Resize", 11)] = _resize_refuse, _resize_refuse
+UP[("Dropout", 7)] = _drop_attrs("is_test")  # every Dropout from 7 on is inference unless told otherwise
+DOWN[("Dropout", 10)] = _dropout_mask_down
+UP[("Dropout", 12)], DOWN[("Dropout", 12)] = _dropout_ratio_up, _dropout_ratio_down
+
+
+# ScatterElements/ScatterND: reduction 'add'/'mul' from 16, 'max'/'min' from 18
+def _reduction_since(version: int, new_values: tuple[str, ...]) -> Adapter:
+    def down(node: Node, graph: Graph) -> None:
+        reduction = str(node.attr("reduction", "none")).strip("b'")
+        if reduction in new_values:
+            raise OpsetConversionError(f"{node.op_type} node {node.name!r}: reduction {reduction!r} is "
+                                       f"new in opset {version}")
+        if version == 16:
+            node.attrs.pop("reduction", None)
+    return down
+
+
+for _op in ("ScatterElements", "ScatterND"):
+    DOWN[(_op, 16)] = _reduction_since(16, ("add", "mul"))
+    DOWN[(_op, 18)] = _reduction_since(18, ("max", "min"))
+
+
+# GridSample: modes renamed at 20 (bilinear -> linear, bicubic -> cubic), N-D input from 20
+_GRID_MODES = {"bilinear": "linear", "bicubic": "cubic"}
+
+
+def _grid_sample_up(node: Node, graph: Graph) -> None:
+    mode = str(node.attr("mode", "bilinear")).strip("b'")
+    node.set_attr("mode", _GRID_MODES.get(mode, mode))
+
+
+def _grid_sample_down(node: Node, graph: Graph) -> None:
+    mode = str(node.attr("mode", "linear")).strip("b'")
+    old = {new: old for old, new in _GRID_MODES.items()}
+    src = node.inputs[0]
+    if src is None or src.rank != 4:
+        rank = "unknown" if src is None or src.rank is None else str(src.rank)
+        raise OpsetConversionError(f"GridSample node {node.name!r}: before opset 20 only 4-D input is "
+                                   f"allowed, and this one's rank is {rank}")
+    node.set_attr("mode", old.get(mode, mode))
+
+
+UP[("GridSample", 20)], DOWN[("GridSample", 20)] = _grid_sample_up, _grid_sample_down

@@ -83,6 +83,7 @@ def refresh_types(model: Model) -> int:
     last inference left exactly as many gaps in a model of exactly as many nodes, it is not rerun
     (a heuristic stamp: at worst a type is found one pass later).
     """
+    type_body_inputs(model)
     missing = untyped_outputs(model)
     if not missing:
         return 0
@@ -90,6 +91,8 @@ def refresh_types(model: Model) -> int:
     if model.analysis_stamps.get("types") == stamp:
         return 0  # inference ran on a model with this many nodes and gaps and could not fill them
     gained = apply_types(model, infer_types(model))
+    if type_body_inputs(model):  # the outer operands got their dtypes just now: infer the bodies again
+        gained += apply_types(model, infer_types(model))
     model.analysis_stamps["types"] = (model.node_count(), untyped_outputs(model))
     return gained
 
@@ -107,4 +110,26 @@ def apply_types(model: Model, types: dict[Value, TypeInfo]) -> int:
         if shape is not None and value.shape != shape:
             value.shape = shape
             gained += 1
+    return gained
+
+
+def type_body_inputs(model: Model) -> int:
+    """Give Loop/Scan body inputs declared without a dtype the dtype of the outer operand they receive
+    (Loop: iteration count int64, condition bool, then the carried values; Scan: states, then scanned
+    slices, each of its operand's dtype). Returns how many gained one."""
+    gained = 0
+    for graph in list(model.graph.all_graphs()):
+        for node in graph:
+            if node.op_type not in ("Loop", "Scan") or node.domain not in ("", "ai.onnx"):
+                continue
+            for body in node.subgraphs():
+                if node.op_type == "Loop":
+                    sources = [onnx.TensorProto.INT64, onnx.TensorProto.BOOL,
+                               *(v.dtype if v is not None else None for v in node.inputs[2:])]
+                else:
+                    sources = [v.dtype if v is not None else None for v in node.inputs]
+                for formal, dtype in zip(body.inputs, sources):
+                    if formal.dtype is None and dtype is not None and formal.type_proto is None:
+                        formal.dtype = dtype
+                        gained += 1
     return gained

@@ -1,0 +1,78 @@
+"""Normalizations that do not exist below their introduction, as primitive ops: LayerNormalization (17),
+GroupNormalization (18, per-group affine; 21, per-channel affine) and RMSNormalization (23)."""
+
+from __future__ import annotations
+
+from graphopt import Graph, Node
+
+from .opset_adapters import OpsetConversionError
+from .opset_build import const_like, finish, int64s, rank_of, reduce_mean
+
+
+def _unread_extra_outputs(node: Node) -> None:
+    if any(o.num_uses or o.is_graph_output for o in node.outputs[1:]):
+        raise OpsetConversionError(f"{node.op_type} node {node.name!r}: its mean/inv-std outputs are read")
+
+
+def layer_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
+    """LayerNormalization (17) as ReduceMean/Sub/Mul/ReduceMean/Add/Sqrt/Div/Mul/Add."""
+    _unread_extra_outputs(node)
+    rank = rank_of(node)
+    axes = list(range(int(node.attr("axis", -1)) % rank, rank))
+    x, scale = node.inputs[0], node.inputs[1]
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    mean = reduce_mean(x, axes, graph, opset)  # type: ignore[arg-type]
+    centered = Node("Sub", [x, mean.outputs[0]])
+    square = Node("Mul", [centered.outputs[0], centered.outputs[0]])
+    var = reduce_mean(square.outputs[0], axes, graph, opset)
+    shifted = Node("Add", [var.outputs[0], const_like(graph, float(node.attr("epsilon", 1e-5)), node)])
+    std = Node("Sqrt", [shifted.outputs[0]])
+    normed = Node("Div", [centered.outputs[0], std.outputs[0]])
+    scaled = Node("Mul", [normed.outputs[0], scale])
+    nodes = [mean, centered, square, var, shifted, std, normed, scaled]
+    if bias is not None:
+        nodes.append(Node("Add", [scaled.outputs[0], bias]))
+    return finish(node, nodes)
+
+
+def group_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
+    """GroupNormalization as InstanceNormalization over [N, groups, -1], then the affine.
+
+    Version 18 scales and shifts per group, which is exactly InstanceNormalization's own scale and bias
+    on the grouped tensor; version 21 does it per channel, after reshaping back.
+    """
+    x, scale, bias = node.inputs[0], node.inputs[1], node.inputs[2]
+    groups = int(node.attr("num_groups"))
+    per_group = source < 21
+    epsilon = float(node.attr("epsilon", 1e-5))
+    shape = Node("Shape", [x])
+    grouped = Node("Reshape", [x, int64s(graph, [0, groups, -1])])
+    if per_group:
+        unit_scale, zero_bias = scale, bias
+    else:
+        unit_scale = const_like(graph, [1.0] * groups, node)
+        zero_bias = const_like(graph, [0.0] * groups, node)
+    normed = Node("InstanceNormalization", [grouped.outputs[0], unit_scale, zero_bias], {"epsilon": epsilon})
+    back = Node("Reshape", [normed.outputs[0], shape.outputs[0]])
+    nodes = [shape, grouped, normed, back]
+    if not per_group:
+        trailing = [1] * (rank_of(node) - 2)
+        channel_scale = Node("Reshape", [scale, int64s(graph, [-1, *trailing])])
+        channel_bias = Node("Reshape", [bias, int64s(graph, [-1, *trailing])])
+        scaled = Node("Mul", [back.outputs[0], channel_scale.outputs[0]])
+        shifted = Node("Add", [scaled.outputs[0], channel_bias.outputs[0]])
+        nodes += [channel_scale, channel_bias, scaled, shifted]
+    return finish(node, nodes)
+
+
+def rms_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
+    """RMSNormalization (23): x / sqrt(mean(x^2 over axis..last) + epsilon) * scale."""
+    rank = rank_of(node)
+    axes = list(range(int(node.attr("axis", -1)) % rank, rank))
+    x, scale = node.inputs[0], node.inputs[1]
+    square = Node("Mul", [x, x])
+    mean = reduce_mean(square.outputs[0], axes, graph, opset)
+    shifted = Node("Add", [mean.outputs[0], const_like(graph, float(node.attr("epsilon", 1e-5)), node)])
+    root = Node("Sqrt", [shifted.outputs[0]])
+    normed = Node("Div", [x, root.outputs[0]])
+    return finish(node, [square, mean, shifted, root, normed, Node("Mul", [normed.outputs[0], scale])])
