@@ -117,9 +117,16 @@ def _split_num_outputs_down(node: Node, graph: Graph) -> None:
     src = node.inputs[0]
     axis = int(node.attr("axis", 0))
     dim = None if src is None or src.shape is None else src.shape[axis]
-    if not isinstance(dim, int) or dim % int(count.value):
-        raise OpsetConversionError(f"Split node {node.name!r}: num_outputs={count.value} over a dim that is "
-                                   "not a known multiple of it has no older equivalent")
+    parts = int(count.value)
+    if isinstance(dim, int) and dim % parts:
+        chunk = -(-dim // parts)  # ceil: every part but the last has it, the last takes what is left
+        sizes = [chunk] * (parts - 1) + [dim - chunk * (parts - 1)]
+        if sizes[-1] > 0:
+            node.set_inputs([src, graph.add_const(Tensor.from_array(np.array(sizes, np.int64)))])
+            return
+    if not isinstance(dim, int) or dim % parts:
+        raise OpsetConversionError(f"Split node {node.name!r}: num_outputs={parts} over a dim of unknown or "
+                                   "unsplittable size has no older equivalent")
 
 
 def _split_num_outputs_up(node: Node, graph: Graph) -> None:
@@ -175,8 +182,20 @@ def _pad_down(node: Node, graph: Graph) -> None:
 
 
 def _pad_axes_down(node: Node, graph: Graph) -> None:
-    if len(node.inputs) > 3 and node.inputs[3] is not None:
-        raise OpsetConversionError(f"Pad node {node.name!r}: an axes input (opset 18) has no older form")
+    """An axes input (18) becomes pads over every axis, zeros on the others (rank and axes known)."""
+    if len(node.inputs) < 4 or node.inputs[3] is None:
+        return
+    src, axes_value = node.inputs[0], node.inputs[3]
+    if src is None or src.rank is None or axes_value.const is None:
+        raise OpsetConversionError(f"Pad node {node.name!r}: an axes input (opset 18) needs a known rank and "
+                                   "constant axes to have an older form")
+    axes = [int(a) % src.rank for a in np.asarray(axes_value.const.numpy()).reshape(-1)]
+    pads = _const_list(node, 1, "pads") or []
+    full = [0] * (2 * src.rank)
+    for i, axis in enumerate(axes):
+        full[axis], full[src.rank + axis] = int(pads[i]), int(pads[len(axes) + i])
+    node.set_inputs(_trim([src, graph.add_const(Tensor.from_array(np.array(full, np.int64))),
+                           node.inputs[2] if len(node.inputs) > 2 else None]))
 
 
 UP[("Pad", 11)], DOWN[("Pad", 11)] = _pad_up, _pad_down

@@ -45,17 +45,20 @@ def reduce_mean(x: Value, axes: list[int], graph: Graph, opset: int) -> Node:
     return Node("ReduceMean", [x], {"axes": axes})
 
 
-def finish(node: Node, nodes: list[Node]) -> list[Node]:
-    """Insert ``nodes`` before ``node``, let the last one's output replace ``node``'s first output, and
-    remove ``node``; refused when one of its other outputs is read."""
+def finish(node: Node, nodes: list[Node], extras: dict[int, Value] | None = None) -> list[Node]:
+    """Insert ``nodes`` before ``node``, let the last one's output replace ``node``'s first output (and
+    ``extras`` its other outputs by index), and remove ``node``; refused when another output is read."""
     last = nodes[-1].outputs[0]
     last.dtype, last.shape = node.outputs[0].dtype, node.outputs[0].shape
     graph = node.graph
     assert graph is not None
-    for extra in node.outputs[1:]:
-        if extra.num_uses or extra.is_graph_output:
+    extras = extras or {}
+    for index, extra in enumerate(node.outputs[1:], start=1):
+        if index not in extras and (extra.num_uses or extra.is_graph_output):
             raise OpsetConversionError(f"{node.op_type} node {node.name!r}: its extra outputs are read")
     graph.insert_before(node, nodes)
     replace_all_uses_with(node.outputs[0], last)
+    for index, value in extras.items():
+        replace_all_uses_with(node.outputs[index], value)
     graph.remove(node)
     return nodes

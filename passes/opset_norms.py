@@ -3,7 +3,9 @@ GroupNormalization (18, per-group affine; 21, per-channel affine) and RMSNormali
 
 from __future__ import annotations
 
-from graphopt import Graph, Node
+from onnx import TensorProto
+
+from graphopt import Graph, Node, Value
 
 from .opset_adapters import OpsetConversionError
 from .opset_build import const_like, finish, int64s, rank_of, reduce_mean
@@ -14,9 +16,17 @@ def _unread_extra_outputs(node: Node) -> None:
         raise OpsetConversionError(f"{node.op_type} node {node.name!r}: its mean/inv-std outputs are read")
 
 
+def _read(value: Value) -> bool:
+    return bool(value.num_uses or value.is_graph_output)
+
+
 def layer_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
-    """LayerNormalization (17) as ReduceMean/Sub/Mul/ReduceMean/Add/Sqrt/Div/Mul/Add."""
-    _unread_extra_outputs(node)
+    """LayerNormalization (17) as ReduceMean/Sub/Mul/ReduceMean/Add/Sqrt/Div/Mul/Add; its optional Mean
+    and InvStdDev outputs, when read, are the first ReduceMean and a Reciprocal of the Sqrt (float32
+    input only: otherwise they are float32 statistics of a wider or narrower computation)."""
+    extras = [o for o in node.outputs[1:] if _read(o)]
+    if extras and (node.inputs[0] is None or node.inputs[0].dtype != TensorProto.FLOAT):
+        _unread_extra_outputs(node)
     rank = rank_of(node)
     axes = list(range(int(node.attr("axis", -1)) % rank, rank))
     x, scale = node.inputs[0], node.inputs[1]
@@ -32,7 +42,16 @@ def layer_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
     nodes = [mean, centered, square, var, shifted, std, normed, scaled]
     if bias is not None:
         nodes.append(Node("Add", [scaled.outputs[0], bias]))
-    return finish(node, nodes)
+    statistics: dict[int, Value] = {}
+    if len(node.outputs) > 1 and _read(node.outputs[1]):
+        statistics[1] = mean.outputs[0]
+    if len(node.outputs) > 2 and _read(node.outputs[2]):
+        inverse = Node("Reciprocal", [std.outputs[0]])
+        nodes.insert(-1, inverse)
+        statistics[2] = inverse.outputs[0]
+    for index, value in statistics.items():
+        value.dtype, value.shape = TensorProto.FLOAT, node.outputs[index].shape
+    return finish(node, nodes, statistics)
 
 
 def group_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:

@@ -159,6 +159,14 @@ def test_split_num_outputs_not_dividing_the_dim_is_refused() -> None:
     _refused(proto, 17, "Split", "'n0'", "num_outputs=4")
 
 
+def test_split_num_outputs_over_an_uneven_dim_gets_sizes_with_a_smaller_last_part() -> None:
+    proto = _one("Split", ["x"], {"axis": 1, "num_outputs": 3}, [2, 7], 18, outputs=("a", "b", "c"))
+    model, _ = _convert(proto, 17, {"x": randn(2, 7)})
+    assert _const(_only(model), 1) == [3, 3, 1]
+    model, _ = _convert(proto, 11, {"x": randn(2, 7)})
+    assert _only(model).attr("split") == [3, 3, 1]
+
+
 def test_split_into_equal_parts_gets_num_outputs_going_up_to_18() -> None:
     proto = _one("Split", ["x"], {"axis": 1}, [2, 6], 17, outputs=("a", "b", "c"))
     model, _ = _convert(proto, 18, {"x": randn(2, 6)})
@@ -197,9 +205,20 @@ def test_pad_attributes_become_inputs_at_11_and_back() -> None:
     assert node.attr("pads") == [0, 1, 2, 0, 0, 1] and node.attr("value") == 1.5 and len(node.inputs) == 1
 
 
-def test_pad_axes_input_is_refused_below_18() -> None:
-    proto = _one("Pad", ["x", "p", "", "axes"], {}, [2, 3], 18, [ints("p", [1, 1]), ints("axes", [1])])
-    _refused(proto, 17, "Pad", "'n0'", "axes")
+def test_pad_axes_input_becomes_pads_over_every_axis_below_18() -> None:
+    proto = _one("Pad", ["x", "p", "", "axes"], {}, [2, 3], 18, [ints("p", [1, 2]), ints("axes", [-1])])
+    model, _ = _convert(proto, 17, {"x": randn(2, 3)})
+    node = _only(model)
+    assert len(node.inputs) == 2 and _const(node, 1) == [0, 1, 0, 2]
+    model, _ = _convert(proto, 10, {"x": randn(2, 3)})
+    assert _only(model).attr("pads") == [0, 1, 0, 2]
+
+
+def test_pad_axes_computed_at_run_time_are_refused_below_18() -> None:
+    node = h.make_node("Pad", ["x", "p", "", "axes"], ["y"], name="n0")
+    proto = make([node], [info("x", [2, 3]), info("axes", [1], T.INT64)], [info("y", None)],
+                 [ints("p", [1, 1])], opset=18)
+    _refused(proto, 17, "Pad", "'n0'", "constant axes")
 
 
 def test_pad_without_axes_crosses_18_unchanged() -> None:
@@ -297,6 +316,22 @@ def test_layer_normalization_is_decomposed_at_16(with_bias: bool) -> None:
     assert nodes[0].attr("axes") == [2] and len(nodes[0].inputs) == 1
     assert _const(nodes[4], 1) == pytest.approx(1e-3)
     assert stats["decomposed_LayerNormalization"] == 1
+
+
+def test_layer_normalization_mean_and_inv_std_outputs_are_kept_when_decomposed() -> None:
+    proto = _one("LayerNormalization", ["x", "scale"], {"axis": 1}, [2, 3, 4], 17,
+                 [array("scale", randn(3, 4, seed=1))], outputs=("y", "mean", "inv_std"))
+    model, _ = _convert(proto, 16, {"x": randn(2, 3, 4)}, atol=1e-5)
+    assert op_types(model) == ["ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div",
+                               "Reciprocal", "Mul"]
+    assert list(model.graph)[0].attr("axes") == [1, 2]
+
+
+def test_layer_normalization_statistics_of_float16_input_are_refused_when_read() -> None:
+    proto = _one("LayerNormalization", ["x", "scale"], {}, [2, 4], 17,
+                 [array("scale", randn(4, seed=1).astype(np.float16))], outputs=("y", "mean"),
+                 elem=T.FLOAT16)
+    _refused(proto, 16, "LayerNormalization", "'n0'", "mean/inv-std outputs are read")
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
