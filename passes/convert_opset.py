@@ -24,6 +24,7 @@ OLDEST = 7
 RENAMED = {"Scatter": ("ScatterElements", 11), "Upsample": ("Resize", 10)}
 # what a renamed op knows that its new name does not; the hook adapts the node, returning its version
 RENAME_HOOKS = {"Upsample": opset_resize.upsample_as_resize}
+RENAME_DOWN_HOOKS = {"Resize": opset_resize.resize_as_upsample}  # checks before a new op takes its old name
 OLD_NAMES = {new: (old, introduced) for old, (new, introduced) in RENAMED.items()}
 
 
@@ -109,6 +110,8 @@ class ConvertOpset:
         elif since(op, target) is None and op in OLD_NAMES and target < OLD_NAMES[op][1]:
             old_name, introduced = OLD_NAMES[op]
             self._walk(node, source, introduced, stats)
+            if op in RENAME_DOWN_HOOKS:
+                RENAME_DOWN_HOOKS[op](node, target)
             node.op_type = old_name
             stats[f"renamed_{op}"] += 1
             op, source = old_name, introduced - 1

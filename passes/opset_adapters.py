@@ -24,6 +24,12 @@ UP: dict[tuple[str, int], Adapter] = {}
 DOWN: dict[tuple[str, int], Adapter] = {}
 
 
+def text_attr(node: Node, name: str, default: str) -> str:
+    """A string attribute as text (attribute values arrive as bytes)."""
+    value = node.attr(name, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _const_list(node: Node, index: int, what: str) -> list | None:
     value = node.inputs[index] if index < len(node.inputs) else None
     if value is None:
@@ -201,7 +207,7 @@ def _pad_axes_down(node: Node, graph: Graph) -> None:
 UP[("Pad", 11)], DOWN[("Pad", 11)] = _pad_up, _pad_down
 UP[("Pad", 18)], DOWN[("Pad", 18)] = _noop, _pad_axes_down
 DOWN[("Pad", 19)] = _drop_attrs(refuse_if=lambda n: "mode 'wrap' is new in opset 19"
-                                if str(n.attr("mode", "constant")).strip("b'") == "wrap" else None)
+                                if text_attr(n, "mode", "constant") == "wrap" else None)
 
 
 # Slice: attributes before 10, inputs from 10 (steps only as input)
@@ -281,10 +287,15 @@ DOWN[("TopK", 10)] = _input_to_attr("k", 1, "k", scalar=True)
 
 
 # Dropout: mask becomes bool at 10; ratio attribute becomes an input and training_mode appears at 12
-def _dropout_mask_down(node: Node, graph: Graph) -> None:
-    if len(node.outputs) > 1 and (node.outputs[1].num_uses or node.outputs[1].is_graph_output):
-        raise OpsetConversionError(f"Dropout node {node.name!r}: its mask is read, and before opset 10 the "
-                                   "mask has the data's type instead of bool")
+def _dropout_mask_across_10(node: Node, graph: Graph) -> None:
+    """The mask is bool from 10 on and has the data's type before: refused when read, else retyped."""
+    if len(node.outputs) < 2:
+        return
+    mask = node.outputs[1]
+    if mask.num_uses or mask.is_graph_output:
+        raise OpsetConversionError(f"Dropout node {node.name!r}: its mask is read, and its type changes at "
+                                   "opset 10 (the data's type before, bool from then on)")
+    mask.dtype = None  # unread: let inference type it for the version it ends up in
 
 
 def _dropout_ratio_up(node: Node, graph: Graph) -> None:
@@ -310,14 +321,14 @@ def _dropout_ratio_down(node: Node, graph: Graph) -> None:
 
 
 UP[("Dropout", 7)] = _drop_attrs("is_test")  # every Dropout from 7 on is inference unless told otherwise
-DOWN[("Dropout", 10)] = _dropout_mask_down
+UP[("Dropout", 10)] = DOWN[("Dropout", 10)] = _dropout_mask_across_10
 UP[("Dropout", 12)], DOWN[("Dropout", 12)] = _dropout_ratio_up, _dropout_ratio_down
 
 
 # ScatterElements/ScatterND: reduction 'add'/'mul' from 16, 'max'/'min' from 18
 def _reduction_since(version: int, new_values: tuple[str, ...]) -> Adapter:
     def down(node: Node, graph: Graph) -> None:
-        reduction = str(node.attr("reduction", "none")).strip("b'")
+        reduction = text_attr(node, "reduction", "none")
         if reduction in new_values:
             raise OpsetConversionError(f"{node.op_type} node {node.name!r}: reduction {reduction!r} is "
                                        f"new in opset {version}")
@@ -336,12 +347,12 @@ _GRID_MODES = {"bilinear": "linear", "bicubic": "cubic"}
 
 
 def _grid_sample_up(node: Node, graph: Graph) -> None:
-    mode = str(node.attr("mode", "bilinear")).strip("b'")
+    mode = text_attr(node, "mode", "bilinear")
     node.set_attr("mode", _GRID_MODES.get(mode, mode))
 
 
 def _grid_sample_down(node: Node, graph: Graph) -> None:
-    mode = str(node.attr("mode", "linear")).strip("b'")
+    mode = text_attr(node, "mode", "linear")
     old = {new: old for old, new in _GRID_MODES.items()}
     src = node.inputs[0]
     if src is None or src.rank != 4:

@@ -10,7 +10,7 @@ import numpy as np
 
 from graphopt import Graph, Node, Tensor, replace_node
 
-from .opset_adapters import OpsetConversionError
+from .opset_adapters import OpsetConversionError, text_attr
 from .opset_build import const_like, finish, rank_of
 from .opset_norms import group_norm, layer_norm, rms_norm
 
@@ -58,7 +58,7 @@ def softmax_up(node: Node, graph: Graph) -> None:
 def gelu(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
     """Gelu (20): 0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation."""
     x = node.inputs[0]
-    approximate = str(node.attr("approximate", "none")).strip("b'")
+    approximate = text_attr(node, "approximate", "none")
     if approximate == "tanh":
         cube = Node("Mul", [x, x])
         cube2 = Node("Mul", [cube.outputs[0], x])

@@ -3,11 +3,12 @@ GroupNormalization (18, per-group affine; 21, per-channel affine) and RMSNormali
 
 from __future__ import annotations
 
+import numpy as np
 from onnx import TensorProto
 
-from graphopt import Graph, Node, Value
+from graphopt import Graph, Node, Tensor, Value
 
-from .opset_adapters import OpsetConversionError
+from .opset_adapters import UP, OpsetConversionError
 from .opset_build import const_like, finish, int64s, rank_of, reduce_mean
 
 
@@ -82,6 +83,24 @@ def group_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:
         shifted = Node("Add", [scaled.outputs[0], channel_bias.outputs[0]])
         nodes += [channel_scale, channel_bias, scaled, shifted]
     return finish(node, nodes)
+
+
+def _group_norm_up_21(node: Node, graph: Graph) -> None:
+    """18 -> 21: per-group scale/bias become per-channel by repeating each group's value over its
+    channels (constants and a known channel count), else the node is decomposed."""
+    x, groups = node.inputs[0], int(node.attr("num_groups"))
+    channels = x.shape[1] if x is not None and x.shape is not None and len(x.shape) > 1 else None
+    scale, bias = node.inputs[1], node.inputs[2]
+    if isinstance(channels, int) and channels % groups == 0 and scale is not None and bias is not None \
+            and scale.const is not None and bias.const is not None:
+        repeat = channels // groups
+        node.set_inputs([x, *(graph.add_const(Tensor.from_array(np.repeat(v.const.numpy(), repeat)))
+                              for v in (scale, bias))])
+        return
+    group_norm(node, graph, 21, 18)
+
+
+UP[("GroupNormalization", 21)] = _group_norm_up_21
 
 
 def rms_norm(node: Node, graph: Graph, opset: int, source: int) -> list[Node]:

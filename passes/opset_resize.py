@@ -70,6 +70,14 @@ def upsample_as_resize(node: Node, target: int) -> int:
     return 11
 
 
+def resize_as_upsample(node: Node, target: int) -> None:
+    """A Resize-10 about to become Upsample: Upsample only grows, so its scales must be constants >= 1."""
+    scales = _constant_scales(node, 1)
+    if scales is None or np.any(scales < 1):
+        raise OpsetConversionError(f"Resize node {node.name!r}: before opset 10 it is Upsample, whose scales "
+                                   "must be constants >= 1")
+
+
 def _resize_down_11(node: Node, graph: Graph) -> None:
     """11 -> 10: only scales on the asymmetric grid, nearest rounding as Resize-10 does it, no cubic."""
     mode = _text(node, "mode", "nearest")
