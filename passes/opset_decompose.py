@@ -21,6 +21,9 @@ SOFTMAX_FAMILY = ("Softmax", "LogSoftmax", "Hardmax")
 
 def softmax_down(node: Node, graph: Graph) -> None:
     """13 -> 12: new Softmax works on one axis, old on everything from ``axis`` on (flattened)."""
+    if int(node.attr("axis", -1)) == -1:
+        node.set_attr("axis", -1)  # the last axis alone: both definitions agree, whatever the rank
+        return
     rank = rank_of(node)
     axis = int(node.attr("axis", -1)) % rank
     if axis == rank - 1:

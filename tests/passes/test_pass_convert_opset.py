@@ -254,7 +254,13 @@ def test_slice_steps_other_than_1_are_refused_below_10() -> None:
 def test_softmax_on_the_last_axis_going_down_is_one_node(op: str, attrs: dict) -> None:
     model, _ = _convert(_one(op, ["x"], attrs, [2, 3, 4], 13), 12, {"x": randn(2, 3, 4)})
     node = _only(model)
-    assert node.op_type == op and node.attr("axis") == 2
+    assert node.op_type == op and node.attr("axis") == -1
+
+
+def test_softmax_on_the_last_axis_of_unknown_rank_goes_down_as_is() -> None:
+    proto = _one("Softmax", ["x"], {}, None, 13)
+    model, _ = _convert(proto, 11, {"x": randn(2, 3, 4)})
+    assert _only(model).attr("axis") == -1
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
