@@ -60,8 +60,12 @@ def calibrate_batchnorm(model: Any, steps: int = 2, batch: int = 4) -> None:
     model.float().eval()
 
 
-def build_module(arch: str) -> tuple[Any, list[str], list[str]]:
-    """Build a seeded, eval-mode model for `arch`; return (module, input names, output names)."""
+def build_module(arch: str, attn_implementation: str | None = None) -> tuple[Any, list[str], list[str]]:
+    """Build a seeded, eval-mode model for `arch`; return (module, input names, output names).
+
+    `attn_implementation` (e.g. "eager") goes to the transformers config; None keeps its default (sdpa
+    for BERT), whose scaled_dot_product_attention the legacy exporter supports from opset 14 only.
+    """
     import torch
     import transformers
 
@@ -69,8 +73,9 @@ def build_module(arch: str) -> tuple[Any, list[str], list[str]]:
     if arch not in specs:
         raise ValueError(f"unknown architecture {arch!r}; known: {sorted(specs)}")
     config_name, model_name = specs[arch]
+    attn = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
     torch.manual_seed(SEED)
-    model = getattr(transformers, model_name)(getattr(transformers, config_name)()).eval()
+    model = getattr(transformers, model_name)(getattr(transformers, config_name)(**attn)).eval()
     if arch in IMAGE_ARCHS:
         calibrate_batchnorm(model)
     input_names, output_names = IMAGE_IO if arch in IMAGE_ARCHS else TEXT_IO
@@ -94,24 +99,28 @@ def _reference(module: Any, names: list[str], feeds: dict[str, np.ndarray]) -> l
     return [o.numpy() for o in outs]
 
 
-def _describe(arch: str, exporter: str) -> str:
+def _describe(arch: str, exporter: str, attn_implementation: str | None = None) -> str:
     """Human-readable provenance string."""
     import torch
     import transformers
 
     config_name, model_name = {**IMAGE_ARCHS, **TEXT_ARCHS}[arch]
     calibrated = ", BN running stats calibrated on seeded noise" if arch in IMAGE_ARCHS else ""
-    return (f"transformers=={transformers.__version__} {model_name}({config_name}()) random weights "
+    config = "" if attn_implementation is None else f"attn_implementation={attn_implementation!r}"
+    return (f"transformers=={transformers.__version__} {model_name}({config_name}({config})) random weights "
             f"torch.manual_seed({SEED}){calibrated}, eval(); "
             f"torch=={torch.__version__} torch.onnx.export({exporter})")
 
 
-def export_legacy(arch: str, dest: Path, feeds: dict[str, np.ndarray], opset: int,
-                  dynamic: bool = False) -> tuple[str, list[np.ndarray]]:
-    """Export with the legacy TorchScript exporter; return (source, torch reference outputs)."""
+def export_legacy(arch: str, dest: Path, feeds: dict[str, np.ndarray], opset: int, dynamic: bool = False,
+                  attn_implementation: str | None = None) -> tuple[str, list[np.ndarray]]:
+    """Export with the legacy TorchScript exporter; return (source, torch reference outputs).
+
+    Pass attn_implementation="eager" to export BERT below opset 14 (see `build_module`).
+    """
     import torch
 
-    module, inputs, outputs = build_module(arch)
+    module, inputs, outputs = build_module(arch, attn_implementation)
     kwargs: dict[str, Any] = {}
     if arch in IMAGE_ARCHS:
         # PRESERVE (model is in eval mode) skips the eval peephole pass that folds BN into Conv,
@@ -128,7 +137,7 @@ def export_legacy(arch: str, dest: Path, feeds: dict[str, np.ndarray], opset: in
     tmp.replace(dest)
     opts = [f"{k}={v}" if k != "dynamic_axes" else "dynamic_axes=batch,sequence" for k, v in kwargs.items()]
     desc = ", ".join([f"dynamo=False, opset_version={opset}", *opts])
-    return _describe(arch, desc), _reference(module, inputs, feeds)
+    return _describe(arch, desc, attn_implementation), _reference(module, inputs, feeds)
 
 
 def export_dynamo(arch: str, dest: Path, feeds: dict[str, np.ndarray], opset: int,
