@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Sequence
 
+from graphopt.cli_plan import add_plan_parser, cmd_plan, pipeline_text
 from graphopt.errors import GraphoptError, UsageError
 
 EXIT_INTERNAL = 70
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="convert the default ONNX domain to opset N first (up or down, checked)")
     opt.add_argument("--allow-worse", action="store_true",
                      help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
+    opt.add_argument("--plan-memory", action="store_true",
+                     help="end with plan-memory: planned node order, plan in metadata_props (see 'plan')")
     opt.add_argument("--stats", action="store_true",
                      help="print per-rule statistics: attempts, matches, rejections by reason, time")
     opt.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--inputs", metavar="FILE.npz")
     chk.add_argument("--rtol", type=float)
     chk.add_argument("--atol", type=float)
+    add_plan_parser(sub)
     lst = sub.add_parser("list-passes", help="list the registered passes")
     lst.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE")
     return parser
@@ -84,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_optimize(args)
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "plan":
+            return cmd_plan(args)
         return cmd_list_passes(args)
     except GraphoptError as exc:
         print(f"graphopt: error: {exc}", file=sys.stderr)
@@ -126,8 +132,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from graphopt.report import format_bytes, json_report, op_table, pass_table, rule_table
 
     output = _output_path(args)
+    pipeline = args.pipeline or DEFAULT_PIPELINE
+    if args.plan_memory:
+        shapes = parse_shape_overrides(args.input_shape)
+        pipeline += "," + pipeline_text({k: list(v) for k, v in shapes.items()})
     options = OptimizeOptions(
-        pipeline=args.pipeline or DEFAULT_PIPELINE, check=args.check, on_failure=args.on_failure,
+        pipeline=pipeline, check=args.check, on_failure=args.on_failure,
         disable=tuple(args.disable), seed=args.seed,
         input_shapes=parse_shape_overrides(args.input_shape),
         inputs=load_npz(args.inputs) if args.inputs else None, tolerance=_tolerance(args),

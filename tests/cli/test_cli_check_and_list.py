@@ -106,6 +106,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "AveragePool reading it.\n"
         "optimize-transposes             Push Transposes through layout-agnostic ops until they cancel; "
         "merge and drop them.\n"
+        "plan-memory                     Plan activation memory: execution order, shared buffers and arena "
+        "offsets, kept in metadata.\n"
         "simplify-chains                 Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze "
         "and Cast-Cast chains.\n"
         "topological-sort                Reorder nodes so every value is defined before use, keeping the "
@@ -129,15 +131,15 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:15]] == [
+    assert [line.split()[0] for line in lines[:16]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
         "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add",
-        "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains",
-        "topological-sort"]
-    assert lines[15:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+        "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory",
+        "simplify-chains", "topological-sort"]
+    assert lines[16:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
     assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
         "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
         "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
-        "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
+        "fuse-pad", "optimize-transposes", "plan-memory", "simplify-chains", "topological-sort"]

@@ -15,7 +15,8 @@ from graphopt.pass_infra.registry import PassRegistry
 
 BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
             "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
-            "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
+            "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory", "simplify-chains",
+            "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
@@ -86,8 +87,9 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, convert-opset, "
                                "eliminate-common-subexpressions, eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-matmul-add, fuse-normalization, "
-                               "fuse-ort-contrib, fuse-pad, optimize-transposes, simplify-chains, "
-                               "topological-sort, with-options; see 'graphopt list-passes')")
+                               "fuse-ort-contrib, fuse-pad, optimize-transposes, plan-memory, "
+                               "simplify-chains, topological-sort, with-options; see 'graphopt "
+                               "list-passes')")
     assert isinstance(info.value, UsageError)
 
 

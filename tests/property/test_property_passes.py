@@ -33,7 +33,8 @@ from graphopt.testing.strategies import feeds, models
 
 BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
-           "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "simplify-chains", "topological-sort"]
+           "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory", "simplify-chains",
+           "topological-sort"]
 # Passes that change the model's inputs/outputs (layout), which assert_pass_preserves_semantics cannot
 # judge: it feeds both models the same arrays and compares the outputs as they come. Each has its own
 # property below that feeds and compares in the original layout.
@@ -117,10 +118,12 @@ def test_convert_opset_preserves_semantics_or_refuses_cleanly(data: st.DataObjec
     inputs = data.draw(feeds(proto))
     model = graphopt.import_model(proto)
     try:
-        DEFAULT_REGISTRY.create("convert-opset", {"target": str(target)}).run(model)
+        stats = DEFAULT_REGISTRY.create("convert-opset", {"target": str(target)}).run(model).stats
     except OpsetConversionError as exc:
         assert " node " in str(exc)
         reject()
+    # a decomposition reassociates float arithmetic (onnxruntime's fused kernels round differently)
+    tolerance = (1e-5, 1e-6) if any(key.startswith("decomposed_") for key in stats) else None
     assert model.opset == target
     assert_ir_consistent(model)
     before = run_proto(proto, inputs)
@@ -129,7 +132,7 @@ def test_convert_opset_preserves_semantics_or_refuses_cleanly(data: st.DataObjec
     except RuntimeCheckError as exc:  # valid at the target, but onnxruntime has no kernel for that dtype
         assert "NOT_IMPLEMENTED" in str(exc), exc
         reject()
-    assert not compare_outputs(before, after), (target, compare_outputs(before, after))
+    assert not compare_outputs(before, after, tolerance), (target, compare_outputs(before, after, tolerance))
 
 
 @settings(max_examples=examples(400))

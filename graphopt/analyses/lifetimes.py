@@ -1,0 +1,164 @@
+"""Tensor sizes and lifetimes of the main graph for one execution order, and the peak they imply.
+
+A step is a node's position in the order. A tensor planned in the arena is a node output of the main
+graph (graph inputs and constants live elsewhere); it is live from the step that writes it to the last
+step that reads it, where a read from inside an If/Loop/Scan body counts as a read by the node holding
+that body. Graph outputs stay live to the end (step ``len(order)``); an output nobody reads is live only
+during its own step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from graphopt.errors import UsageError
+from graphopt.ir.graph import Graph
+from graphopt.ir.model import Model
+from graphopt.ir.node import Node
+from graphopt.ir.value import Value
+from graphopt.onnx_io.exporter import export_with_names
+
+
+class UnknownSizeError(UsageError):
+    """A tensor's byte size is not static; ``--input-shape`` fixes the dynamic dims of the inputs."""
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """Where one planned tensor lives: bytes, first step (its producer) and last step (inclusive)."""
+
+    value: Value
+    size: int
+    start: int
+    end: int
+
+
+def tensor_bytes(value: Value) -> int | None:
+    """Bytes of a tensor with a static shape and a known fixed-width dtype (None otherwise)."""
+    shape = value.static_shape
+    if shape is None or value.dtype is None or value.type_proto is not None:
+        return None
+    try:
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(value.dtype)).itemsize
+    except (KeyError, TypeError, ValueError):
+        return None
+    if value.dtype in (helper.np_dtype_to_tensor_dtype(np.dtype(object)),):
+        return None  # strings have no fixed size
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count * itemsize
+
+
+def top_level_node(node: Node, graph: Graph) -> Node | None:
+    """The node of ``graph`` that holds ``node`` (itself, or the If/Loop/Scan around its body)."""
+    while node.graph is not None and node.graph is not graph:
+        parent = node.graph.parent
+        if parent is None:
+            return None
+        node = parent
+    return node if node.graph is graph else None
+
+
+def planned_values(graph: Graph, order: Sequence[Node]) -> list[Value]:
+    """Node outputs of ``graph`` in production order (omitted optional outputs left out)."""
+    found: list[Value] = []
+    for node in order:
+        for out in node.outputs:
+            if out.name == "" and not out.num_uses and not out.is_graph_output:
+                continue
+            found.append(out)
+    return found
+
+
+def last_reads(graph: Graph, order: Sequence[Node], values: Iterable[Value]) -> dict[Value, int]:
+    """Step of the last read of each value (reads inside bodies count at their holder's step)."""
+    step = {node: i for i, node in enumerate(order)}
+    last: dict[Value, int] = {}
+    for value in values:
+        end = -1
+        for user, _ in value.iter_uses():
+            holder = user if user.graph is graph else top_level_node(user, graph)
+            if holder is not None and holder in step:
+                end = max(end, step[holder])
+        last[value] = end
+    return last
+
+
+def lifetimes(graph: Graph, order: Sequence[Node] | None = None,
+              size_of: Callable[[Value], int | None] = tensor_bytes) -> list[Lifetime]:
+    """Every planned tensor of ``graph`` with its size and live steps for ``order`` (default: stored).
+
+    Raises UnknownSizeError naming the first tensor whose size is not static.
+    """
+    order = list(graph) if order is None else list(order)
+    produced = {out: i for i, node in enumerate(order) for out in node.outputs}
+    values = planned_values(graph, order)
+    last = last_reads(graph, order, values)
+    outputs = set(graph.outputs)
+    result: list[Lifetime] = []
+    for value in values:
+        size = size_of(value)
+        if size is None:
+            producer = value.producer
+            raise UnknownSizeError(
+                f"the size of {value.name or 'an output'} of {producer.op_type if producer else '?'} node "
+                f"{producer.name if producer else ''!r} is not static; fix dynamic input dims with "
+                "--input-shape NAME=D0,D1,...")
+        start = produced[value]
+        end = len(order) if value in outputs else max(start, last[value])
+        result.append(Lifetime(value, size, start, end))
+    return result
+
+
+def peak_bytes(spans: Iterable[tuple[int, int, int]], steps: int) -> int:
+    """The largest total of bytes live at one step, for (size, start, end) spans over 0..steps."""
+    delta = [0] * (steps + 2)
+    for size, start, end in spans:
+        delta[start] += size
+        delta[end + 1] -= size
+    peak = running = 0
+    for change in delta:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Value], int | None]:
+    """Byte sizes of the main graph's values when its inputs have ``shapes`` (dynamic dims fixed):
+    shape inference runs on a weightless copy, so the model itself keeps its declared shapes."""
+    proto, names = export_with_names(model, skeleton=True)
+    known = {i.name for i in proto.graph.input}
+    for name in shapes:
+        if name not in known:
+            raise UsageError(f"--input-shape names {name!r}, which is not an input of the model "
+                             f"(inputs: {', '.join(sorted(known)) or 'none'})")
+    for value_info in proto.graph.input:
+        if value_info.name in shapes:
+            dims = value_info.type.tensor_type.shape
+            dims.ClearField("dim")
+            for d in shapes[value_info.name]:
+                dims.dim.add().dim_value = int(d)
+    inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    by_name: dict[str, int] = {}
+    for info in [*inferred.graph.value_info, *inferred.graph.output]:
+        tensor = info.type.tensor_type
+        if not tensor.HasField("shape") or not tensor.elem_type:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        if any(d is None for d in dims):
+            continue
+        try:
+            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            continue
+        by_name[info.name] = int(np.prod(dims, dtype=np.int64)) * itemsize
+    def size_of(value: Value) -> int | None:
+        name = names.get(value)
+        return by_name.get(name) if name is not None else None
+    return size_of
