@@ -70,8 +70,14 @@ class PlanMemory:
     def run(self, model: Model) -> PassResult:
         graph = self._graph = model.graph
         refresh_types(model)
-        size_of: Callable[[Value], int | None] = (
+        measure: Callable[[Value], int | None] = (
             sizes_at_shapes(model, self._shapes) if self._shapes else tensor_bytes)
+        sizes: dict[Value, int | None] = {}
+
+        def size_of(value: Value) -> int | None:
+            if value not in sizes:
+                sizes[value] = measure(value)
+            return sizes[value]
         stored = list(graph)
         best = self._candidate(stored, size_of)
         if self.order == "auto" and len(stored) > 1:

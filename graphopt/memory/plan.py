@@ -5,7 +5,7 @@ under ``METADATA_KEY``) and is read back by the verifier, the executor and the p
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from graphopt.errors import UsageError
 
@@ -32,6 +32,9 @@ class Placement:
     in_place: bool = False
 
 
+_PLACEMENT_FIELDS = tuple(f.name for f in fields(Placement))
+
+
 @dataclass
 class MemoryPlan:
     """The plan of one model at fixed input shapes: order of nodes (by output names), tensors, totals."""
@@ -52,7 +55,8 @@ class MemoryPlan:
         return self.arena_bytes / self.lower_bound_bytes if self.lower_bound_bytes else 1.0
 
     def to_json(self, indent: int | None = None) -> str:
-        data = {"format": FORMAT, **asdict(self)}
+        data = {"format": FORMAT, **{f.name: getattr(self, f.name) for f in fields(self)}}
+        data["tensors"] = [{f: getattr(t, f) for f in _PLACEMENT_FIELDS} for t in self.tensors]
         return json.dumps(data, indent=indent, sort_keys=False)
 
     @classmethod
