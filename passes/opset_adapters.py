@@ -363,3 +363,15 @@ def _grid_sample_down(node: Node, graph: Graph) -> None:
 
 
 UP[("GridSample", 20)], DOWN[("GridSample", 20)] = _grid_sample_up, _grid_sample_down
+
+
+def _mod_down_28(node: Node, graph: Graph) -> None:
+    """Floating-point Mod with fmod=0 (floor semantics) is new in opset 28; before, floats need fmod=1."""
+    dtype = node.inputs[0].dtype if node.inputs[0] is not None else None
+    floating = dtype in (1, 10, 11, 16) or dtype is None
+    if floating and not int(node.attr("fmod", 0)):
+        raise OpsetConversionError(f"Mod node {node.name!r}: fmod=0 on floating-point (or unknown-type) "
+                                   "inputs is new in opset 28")
+
+
+DOWN[("Mod", 28)] = _mod_down_28
