@@ -98,9 +98,14 @@ def plan_model(name: str, path: Path, shapes: dict[str, list[int]], feeds: dict,
     result.save(str(optimized))
     row: dict = {"model": name, "nodes": result.model.node_count()}
     shape_text = "+".join(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items())
+    import numpy as np
+
+    inputs = work / f"{name}.inputs.npz"
+    np.savez(inputs, **feeds)
     for inplace in ("none", "unary", "binary"):
         model = graphopt.load_model(str(optimized))
-        step = DEFAULT_REGISTRY.create("plan-memory", {"shapes": shape_text, "inplace": inplace})
+        step = DEFAULT_REGISTRY.create("plan-memory", {"shapes": shape_text, "inplace": inplace,
+                                                       "inputs": str(inputs)})
         start = time.perf_counter()
         step.run(model)
         seconds = time.perf_counter() - start

@@ -4,6 +4,7 @@ picture and/or inside the model; prints naive sum, lower bounds, arena and ratio
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from graphopt.errors import GraphoptError, UsageError
@@ -22,6 +23,8 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     plan.add_argument("input", help="model .onnx file")
     plan.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                       help="fix a dynamic input's dims for planning (repeatable)")
+    plan.add_argument("--inputs", metavar="FILE.npz",
+                      help="inputs by name, for sizes that only a run shows, and for --execute")
     plan.add_argument("--json", metavar="FILE.json", help="write the plan as JSON")
     plan.add_argument("--svg", metavar="FILE.svg", help="write a picture of the plan")
     plan.add_argument("-o", "--output", metavar="OUT.onnx",
@@ -38,9 +41,11 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def pipeline_text(shapes: dict[str, list[int]], inplace: str = "unary", order: str = "auto",
-                  alignment: int = 64) -> str:
+                  alignment: int = 64, inputs: str | None = None) -> str:
     """The plan-memory step for these options in pipeline syntax."""
     options = [f"inplace={inplace}", f"order={order}", f"alignment={alignment}"]
+    if inputs:
+        options.append(f"inputs={inputs}")
     if shapes:
         options.append("shapes=" + "+".join(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items()))
     return "plan-memory{" + ";".join(options) + "}"
@@ -53,13 +58,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from graphopt.memory.execute import check_by_execution
     from graphopt.memory.plot import plan_svg
     from graphopt.memory.verify import check_plan
-    from graphopt.numerics.feeds import make_feeds, parse_shape_overrides
+    from graphopt.numerics.feeds import load_npz, make_feeds, parse_shape_overrides
     from graphopt.onnx_io import export_model
 
     if args.alignment < 1:
         raise UsageError("--alignment must be at least 1")
     shapes = {k: list(v) for k, v in parse_shape_overrides(args.input_shape).items()}
-    options = OptimizeOptions(pipeline=pipeline_text(shapes, args.inplace, args.order, args.alignment),
+    if args.inputs and not os.path.isfile(args.inputs):
+        raise UsageError(f"--inputs {args.inputs}: no such file")
+    text = pipeline_text(shapes, args.inplace, args.order, args.alignment, args.inputs)
+    options = OptimizeOptions(pipeline=text,
                               check="off", plugins=tuple(args.plugin))
     start = time.perf_counter()
     result = optimize(args.input, options)
@@ -74,7 +82,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"planned in {seconds:.3f}s (load and save included); verified: no two live tensors share "
           "bytes except declared views and in-place writes")
     if args.execute:
-        feeds = make_feeds(model, seed=args.seed, shapes=shapes or None)
+        given = load_npz(args.inputs) if args.inputs else None
+        feeds = make_feeds(model, seed=args.seed, shapes=shapes or None, given=given)
         mismatches = check_by_execution(proto, plan, feeds)
         if mismatches:
             raise UnsoundPlanError(f"running inside the planned arena changed the outputs: {mismatches[0]}")

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence
 
 from graphopt import Model, Node, PassResult, Value, register_pass
-from graphopt.analyses.lifetimes import Lifetime, lifetimes, peak_bytes, sizes_at_shapes, tensor_bytes
+from graphopt.analyses.lifetimes import Lifetime, lifetimes, measure_sizes, peak_bytes
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import UsageError
 from graphopt.memory import METADATA_KEY, MemoryPlan, Placement
+from graphopt.numerics.feeds import load_npz
 
 from .memory_alias import Sharing, share_buffers
 from .memory_offsets import Block, align, assign_offsets, lower_bound
@@ -25,9 +26,12 @@ def parse_shapes(text: str) -> dict[str, list[int]]:
     for item in filter(None, text.split("+")):
         name, _, dims = item.partition("=")
         try:
-            shapes[name.strip()] = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+            shape = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
         except ValueError:
-            raise UsageError(f"plan-memory: bad input shape {item!r}; expected NAME=D0,D1,...") from None
+            shape = [-1]
+        if not name.strip() or any(d < 0 for d in shape):
+            raise UsageError(f"plan-memory: bad input shape {item!r}; expected NAME=D0xD1x... with dims >= 0")
+        shapes[name.strip()] = shape
     return shapes
 
 
@@ -56,6 +60,7 @@ class PlanMemory:
     inplace: str = "unary"
     order: str = "auto"
     shapes: str = ""
+    inputs: str = ""  # an .npz of inputs, for sizes only a run can show (data-dependent branches)
 
     def __post_init__(self) -> None:
         self.alignment = int(self.alignment)
@@ -70,8 +75,8 @@ class PlanMemory:
     def run(self, model: Model) -> PassResult:
         graph = self._graph = model.graph
         refresh_types(model)
-        measure: Callable[[Value], int | None] = (
-            sizes_at_shapes(model, self._shapes) if self._shapes else tensor_bytes)
+        given = load_npz(self.inputs) if self.inputs else None
+        measure = measure_sizes(model, self._shapes, given)
         sizes: dict[Value, int | None] = {}
 
         def size_of(value: Value) -> int | None:

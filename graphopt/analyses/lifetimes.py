@@ -133,7 +133,7 @@ def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Val
     """Byte sizes of the main graph's values when its inputs have ``shapes`` (dynamic dims fixed):
     shape inference runs on a weightless copy, so the model itself keeps its declared shapes."""
     proto, names = export_with_names(model, skeleton=True)
-    known = {i.name for i in proto.graph.input}
+    known = {names[v] for v in model.graph.inputs if v in names}
     for name in shapes:
         if name not in known:
             raise UsageError(f"--input-shape names {name!r}, which is not an input of the model "
@@ -162,3 +162,54 @@ def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Val
         name = names.get(value)
         return by_name.get(name) if name is not None else None
     return size_of
+
+
+def _inputs_concrete(model: Model, shapes: dict[str, list[int]]) -> bool:
+    for value in model.graph.inputs:
+        if value.name in shapes:
+            continue
+        if value.static_shape is None:
+            return False
+    return True
+
+
+def observed_sizes(model: Model, values: Sequence[Value], shapes: dict[str, list[int]],
+                   given: dict[str, np.ndarray] | None = None) -> dict[Value, int]:
+    """Byte sizes of ``values`` seen in one onnxruntime run on ``given`` inputs (the rest seeded random
+    of the given shapes): for sizes that shape inference cannot prove (a Resize whose sizes are
+    computed, a custom op)."""
+    from graphopt.errors import GraphoptError
+    from graphopt.numerics.feeds import make_feeds
+    from graphopt.numerics.run import run_proto
+
+    proto, names = export_with_names(model)
+    declared = {o.name for o in proto.graph.output}
+    wanted = {names[v]: v for v in values if v in names and names[v]}
+    for name in wanted:
+        if name not in declared:
+            proto.graph.output.append(onnx.ValueInfoProto(name=name))
+    feeds = make_feeds(model, seed=0, shapes={k: tuple(v) for k, v in shapes.items()} or None, given=given)
+    try:
+        results = run_proto(proto, feeds, what="model (to observe tensor sizes)")
+    except GraphoptError as exc:
+        raise UnknownSizeError(f"some tensor sizes are not static, and observing them failed: {exc}; give "
+                               "real inputs with --inputs FILE.npz") from None
+    return {value: int(np.asarray(results[name]).nbytes) for name, value in wanted.items()
+            if name in results and isinstance(results[name], np.ndarray)}
+
+
+def measure_sizes(model: Model, shapes: dict[str, list[int]],
+                  given: dict[str, np.ndarray] | None = None) -> Callable[[Value], int | None]:
+    """Sizes of the main graph's node outputs: static shapes, else shape inference with the inputs'
+    dynamic dims fixed by ``shapes``, else (all input dims known) one onnxruntime run that observes them."""
+    size_of = sizes_at_shapes(model, shapes) if shapes else tensor_bytes
+    values = planned_values(model.graph, list(model.graph))
+    missing = [v for v in values if size_of(v) is None]
+    if not missing or not _inputs_concrete(model, shapes):
+        return size_of
+    seen = observed_sizes(model, missing, shapes, given)
+
+    def combined(value: Value) -> int | None:
+        size = size_of(value)
+        return size if size is not None else seen.get(value)
+    return combined

@@ -23,8 +23,13 @@ class PlanExecutionError(RuntimeError):
 
 def _single_node_model(model: onnx.ModelProto, node: onnx.NodeProto, feeds: dict[str, np.ndarray],
                        output_types: dict[str, onnx.TypeProto]) -> onnx.ModelProto:
+    # a node with bodies gets inputs of unknown shape: onnxruntime infers the untaken branch too, which
+    # exact shapes can make fail (a branch written for another sample rate, say)
+    bodies = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    has_bodies = any(a.type in bodies for a in node.attribute)
     inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype),
-                                            list(value.shape)) for name, value in feeds.items()]
+                                            None if has_bodies else list(value.shape))
+              for name, value in feeds.items()]
     outputs = []
     for name in node.output:
         if not name:
@@ -66,7 +71,7 @@ def run_with_arena(model: onnx.ModelProto, plan: MemoryPlan,
             results = run_proto(single, step_feeds)
         except Exception as exc:
             raise PlanExecutionError(f"{node.op_type} node {node.name!r} failed alone: "
-                                     f"{str(exc).splitlines()[0][:200]}") from None
+                                     f"{str(exc).splitlines()[0][:600]}") from None
         for name in (n for n in node.output if n):
             value = np.asarray(results[name], order="C")  # (ascontiguousarray makes 0-d into 1-d)
             t = placement.get(name)

@@ -80,6 +80,11 @@ def _check_declared_sharing(plan: MemoryPlan, by_name: dict, producer: dict, pro
     for t in plan.tensors:
         if not t.alias_of:
             continue
+        host = by_name.get(t.alias_of)
+        host_offset = host.offset if host is not None else None
+        if t.offset != host_offset:
+            problems.append(f"{t.name}: declared to share the bytes of {t.alias_of} but placed at "
+                            f"{t.offset}, not at {host_offset}")
         node = producer.get(t.name)
         if node is None or t.alias_of not in node.input:
             problems.append(f"{t.name}: declared to share the bytes of {t.alias_of}, which its node does "
@@ -93,9 +98,10 @@ def _check_declared_sharing(plan: MemoryPlan, by_name: dict, producer: dict, pro
             continue
         step = produced[t.name]
         for other in members[root[t.name]]:
-            if other != t.name and produced.get(other, -1) < step and last[other] > step:
+            needed = plan.steps if other in outputs else last[other]
+            if other != t.name and produced.get(other, -1) < step and needed > step:
                 problems.append(f"{t.name}: written in place at step {step} over bytes that {other} "
-                                f"still needs at step {last[other]}")
+                                f"still needs at step {needed}")
     return problems
 
 

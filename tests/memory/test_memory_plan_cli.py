@@ -118,9 +118,6 @@ def test_optimize_with_plan_memory_ends_with_a_plan_for_the_optimized_model(
     assert compare_outputs(run_proto(onnx.load(str(tiny_cnn)), feeds), run_proto(saved, feeds)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pyproject.toml's [tool.setuptools] packages list lacks "
-                   "graphopt.memory, so a built (non-editable) install has no graphopt/memory: plan-memory "
-                   "and 'graphopt plan' fail to import")
 def test_every_graphopt_package_is_listed_for_the_build() -> None:
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     root = Path(__file__).resolve().parents[2]

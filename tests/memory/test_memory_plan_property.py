@@ -22,8 +22,7 @@ from graphopt.numerics.compare import compare_outputs
 from graphopt.numerics.run import run_proto
 from graphopt.testing.strategies import SUPPORTED_OPS, feeds, models
 
-# Resize is left out: its size is never known to the planner (see test_a_static_resize_is_planned).
-OPS = [op for op in SUPPORTED_OPS if op != "Resize"]
+OPS = list(SUPPORTED_OPS)
 # Elementwise ops and views: the ops that share bytes, with If bodies capturing outer values.
 SHARING_OPS = ["Abs", "Add", "Clip", "Div", "Flatten", "HardSigmoid", "Identity", "If", "LeakyRelu", "Mul",
                "Relu", "Reshape", "Sigmoid", "Split", "Squeeze", "Sub", "Unsqueeze"]

@@ -21,7 +21,7 @@ from memory_kit import (
     with_tensor,
 )
 from onnx import helper as h
-from passes_kit import info, make, randn
+from passes_kit import info, ints, make, randn
 
 from graphopt import export_model, load_model
 from graphopt.memory import MemoryPlan, Placement
@@ -60,7 +60,8 @@ def test_a_correct_plan_has_no_problems() -> None:
     ("y", {"offset": 0}, ["f and y are both live at step 3 and share bytes 0..20"]),
     ("c", {"end": 0}, ["c: planned live 0..0, but it is live 0..1"]),
     ("c", {"start": 1}, ["c: planned live 1..1, but it is live 0..1"]),
-    ("y", {"alias_of": "c"}, ["y: declared to share the bytes of c, which its node does not read"]),
+    ("y", {"alias_of": "c"}, ["y: declared to share the bytes of c but placed at 128, not at 0",
+                              "y: declared to share the bytes of c, which its node does not read"]),
     ("f", {"alias_of": "c"}, ["f: declared to share the bytes of c, which its node does not read"]),
     ("r", {"in_place": False}, ["r: Relu is not a view of c"]),
     ("y", {"offset": 192}, ["y: bytes 192..212 outside the arena"]),
@@ -81,7 +82,8 @@ def test_a_plan_for_another_order_is_reported() -> None:
 def test_a_tensor_missing_from_the_plan_is_reported() -> None:
     proto, plan = _chain_plan()
     plan.tensors = [t for t in plan.tensors if t.name != "r"]
-    assert check_plan(proto, plan) == ["r: produced at step 1 and read, but not in the plan"]
+    assert check_plan(proto, plan) == ["r: produced at step 1 and read, but not in the plan",
+                                       "f: declared to share the bytes of r but placed at 0, not at None"]
 
 
 def test_writing_in_place_over_a_tensor_read_later_is_reported_and_breaks_execution() -> None:
@@ -120,32 +122,29 @@ def test_an_arena_slot_smaller_than_the_tensor_stops_execution() -> None:
         run_with_arena(proto, with_tensor(plan, "c", size=64), {"x": randn(1, 3, 4, 4)})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: check_plan measures in-place conflicts with last reads only, "
-                   "so an op written in place over a graph output that no node reads later is accepted, "
-                   "although the output must survive to the end (the executor shows the corrupted output)")
-def test_writing_in_place_over_a_graph_output_is_reported() -> None:
-    """a = Relu(x) is a graph output; b = Neg(a) written over it; y = Exp(b)."""
+def test_writing_in_place_over_a_graph_output_is_reported_and_breaks_execution() -> None:
+    """a = Relu(x) is a graph output; b = Neg(a) written over it; y = Exp(b). No node reads a after
+    step 1, but as an output it must survive to the end (step 3). (Found by these tests: check_plan
+    used to accept this plan.)"""
     proto = make([h.make_node("Relu", ["x"], ["a"]), h.make_node("Neg", ["a"], ["b"]),
                   h.make_node("Exp", ["b"], ["y"])], [info("x", [4])], [info("a", [4]), info("y", [4])])
     bad = _plan(["a", "b", "y"], [Placement("a", 16, 0, 3, 0), Placement("b", 16, 1, 2, 0, "a", True),
                                   Placement("y", 16, 2, 3, 16)], 32)
+    assert check_plan(proto, bad) == ["b: written in place at step 1 over bytes that a still needs at step 3"]
     (mismatch,) = check_by_execution(proto, bad, {"x": X4})
-    assert mismatch.startswith("output 'a': values differ")  # the executor sees it...
-    assert check_plan(proto, bad) != []  # ...the verifier does not
+    assert mismatch.startswith("output 'a': values differ")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: check_plan never compares a sharing tensor's offset with the "
-                   "offset of the tensor it declares to share, so a view placed elsewhere is accepted while "
-                   "another tensor overwrites the bytes the view is declared to use")
 def test_a_view_placed_away_from_the_bytes_it_shares_is_reported() -> None:
     """v = Reshape(a) is declared to share a's bytes at 0 but placed at 16; z overwrites offset 0 at
-    step 2 while v (that is, a's bytes) is still read at step 3."""
+    step 2 while v (that is, a's bytes) is still read at step 3. (Found by these tests: check_plan used
+    to accept this plan.)"""
     proto = make([h.make_node("Neg", ["x"], ["a"]), h.make_node("Reshape", ["a", "s"], ["v"]),
                   h.make_node("Exp", ["x"], ["z"]), h.make_node("Add", ["v", "z"], ["y"])],
-                 [info("x", [4])], [info("y", [2, 2])], [onnx.numpy_helper.from_array(np.array([2, 2]), "s")])
+                 [info("x", [4])], [info("y", [2, 2])], [ints("s", [2, 2])])
     bad = _plan(["a", "v", "z", "y"], [Placement("a", 16, 0, 1, 0), Placement("v", 16, 1, 3, 16, "a"),
                                        Placement("z", 16, 2, 3, 0), Placement("y", 16, 3, 4, 32)], 48)
-    assert check_plan(proto, bad) != []
+    assert check_plan(proto, bad) == ["v: declared to share the bytes of a but placed at 16, not at 0"]
 
 
 def _cases() -> list[tuple[str, onnx.ModelProto | str, dict[str, str], list[dict[str, np.ndarray]]]]:
@@ -166,7 +165,7 @@ def test_running_inside_the_planned_arena_equals_a_normal_run(name: str, source:
     saved = export_model(model)
     assert check_plan(saved, plan) == []
     for feeds in inputs or [make_feeds(model, shapes={"x": (1, 3, 16, 16)})]:
-        expected = run_proto(source if isinstance(source, onnx.ModelProto) else saved, feeds)
+        expected = run_proto(onnx.load(source) if isinstance(source, str) else source, feeds)
         got = run_with_arena(saved, plan, feeds)
         assert list(got) == list(expected)
         for key, value in expected.items():
