@@ -28,5 +28,8 @@ log="$root/bench/results/reproduce.log"
     echo "reproduce.sh: corpus ready after $(( $(date +%s) - start )) s"
     "$venv/bin/python" "$root/bench/run.py" "$@"
     "$venv/bin/python" "$root/bench/layout.py"   # Transposes after NHWC conversion -> results/layout.md
+    "$venv/bin/python" "$root/bench/opset.py"    # real exports converted to 11..newest -> results/opset.md
+    "$venv/bin/python" "$root/bench/opset_backend.py"  # backend node tests converted -> results/opset_backend.md
+    "$venv/bin/python" "$root/bench/memory.py"   # memory plans, verified and executed -> results/memory.md
     echo "reproduce.sh: done in $(( $(date +%s) - start )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$log"

@@ -146,12 +146,34 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if opts.opset is not None and model.opset != opts.opset:  # asked for, not delivered: no output
         failure = next((r.failure for r in report.rolled_back if r.name == "convert-opset"), "rolled back")
         raise PassFailedError(f"conversion to opset {opts.opset} failed its check: {failure}")
+    if opts.opset is not None:
+        _check_standard(model, opts.opset)
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
     if checker is not None and opts.check == "final":
         _final_check(result, checker, original, opts)
     result.ops_after = op_histogram(result.model)
     result.check_sessions = checker.sessions if checker is not None else 0
     return result
+
+
+def _check_standard(model: Model, opset: int) -> None:
+    """A converted model must also pass onnx.checker at its new opset (models over the 2 GB protobuf
+    limit are checked node by node by the numeric check alone)."""
+    import onnx
+
+    from graphopt.onnx_io import export_model
+
+    proto = export_model(model)
+    try:
+        onnx.checker.check_model(proto)
+    except ValueError as exc:
+        if "2GB" in str(exc) or "too large" in str(exc).lower():
+            return
+        raise PassFailedError(f"the model converted to opset {opset} fails onnx.checker: "
+                              f"{str(exc).splitlines()[0]}") from None
+    except onnx.checker.ValidationError as exc:
+        raise PassFailedError(f"the model converted to opset {opset} fails onnx.checker: "
+                              f"{str(exc).splitlines()[0]}") from None
 
 
 def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:

@@ -452,3 +452,17 @@ def test_an_unknown_dtype_takes_the_dtype_bound_to_the_same_type_parameter() -> 
     proto = _one("Identity", ["x"], {}, [3], 21)
     model, _ = _convert(proto, 13, {"x": np.ones(3, np.float32)})
     assert _only(model).op_type == "Identity"
+
+
+def test_a_converted_model_that_fails_onnx_checker_is_an_error() -> None:
+    """optimize --opset runs onnx.checker on the result: an attribute the op does not have is caught."""
+    from graphopt import import_model
+    from graphopt.api import _check_standard
+    from graphopt.errors import PassFailedError
+
+    def relu(attrs: dict) -> onnx.ModelProto:
+        return make([h.make_node("Relu", ["x"], ["y"], name="n0", **attrs)], [info("x", [2])],
+                    [info("y", [2])], opset=13)
+    with pytest.raises(PassFailedError, match="fails onnx.checker: .*bogus"):
+        _check_standard(import_model(relu({"bogus": 1})), 13)
+    _check_standard(import_model(relu({})), 13)  # a valid model passes
