@@ -3,6 +3,7 @@ reader sees at a glance where the peak is and how tightly buffers pack. Plain SV
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 from html import escape
 
@@ -12,8 +13,11 @@ WIDTH, HEIGHT, MARGIN = 1000, 600, 60
 
 
 def _colour(name: str) -> str:
+    """A stable pastel colour per tensor, as hex (every SVG renderer reads it; not all read hsl())."""
     digest = hashlib.sha256(name.encode()).digest()
-    return f"hsl({digest[0] * 360 // 256},{55 + digest[1] % 30}%,{55 + digest[2] % 20}%)"
+    hue, light, saturation = digest[0] / 256, 0.55 + digest[2] % 20 / 100, 0.55 + digest[1] % 30 / 100
+    red, green, blue = colorsys.hls_to_rgb(hue, light, saturation)
+    return f"#{int(red * 255):02x}{int(green * 255):02x}{int(blue * 255):02x}"
 
 
 def plan_svg(plan: MemoryPlan, title: str = "") -> str:
@@ -35,18 +39,29 @@ def plan_svg(plan: MemoryPlan, title: str = "") -> str:
              f'<text x="16" y="{HEIGHT / 2}" transform="rotate(-90 16 {HEIGHT / 2})" '
              'text-anchor="middle">offset (bytes)</text>',
              f'<text x="{MARGIN - 4}" y="{MARGIN + 4}" text-anchor="end">{plan.arena_bytes / mb:.1f}M</text>',
-             f'<text x="{MARGIN - 4}" y="{HEIGHT - MARGIN}" text-anchor="end">0</text>']
+             f'<text x="{MARGIN - 4}" y="{HEIGHT - MARGIN}" text-anchor="end">0</text>',
+             f'<text x="{MARGIN}" y="{HEIGHT - MARGIN + 16}" text-anchor="middle">0</text>',
+             f'<text x="{WIDTH - MARGIN}" y="{HEIGHT - MARGIN + 16}" '
+             f'text-anchor="middle">{plan.steps}</text>']
     bound_y = HEIGHT - MARGIN - plan.lower_bound_bytes * sy
     parts.append(f'<line x1="{MARGIN}" y1="{bound_y:.2f}" x2="{WIDTH - MARGIN}" y2="{bound_y:.2f}" '
                  'stroke="red" stroke-dasharray="4 3"/>')
+    by_name = {t.name: t for t in plan.tensors}
+    last_step: dict[str, int] = {}
+    for t in plan.tensors:  # a buffer lasts until the last tensor sharing it (views, in-place writes)
+        root = t
+        while root.alias_of and root.alias_of in by_name:
+            root = by_name[root.alias_of]
+        last_step[root.name] = max(last_step.get(root.name, t.end), t.end)
     for t in sorted(plan.tensors, key=lambda t: (t.offset is None, t.offset or 0, t.start, t.name)):
         if t.offset is None or t.alias_of:
             continue  # external views take no arena bytes; aliases are drawn by the tensor they share
+        end = last_step.get(t.name, t.end)
         x = MARGIN + t.start * sx
-        width = max((t.end - t.start + 1) * sx, 0.5)
+        width = max((end - t.start + 1) * sx, 0.5)
         y = HEIGHT - MARGIN - (t.offset + t.size) * sy
         height = max(t.size * sy, 0.5)
-        tip = f"{escape(t.name)}: {t.size} B at {t.offset}, steps {t.start}..{t.end}"
+        tip = f"{escape(t.name)}: {t.size} B at {t.offset}, steps {t.start}..{end}"
         parts.append(f'<rect x="{x:.2f}" y="{y:.2f}" width="{width:.2f}" height="{height:.2f}" '
                      f'fill="{_colour(t.name)}" stroke="#333" stroke-width="0.3"><title>{tip}</title></rect>')
     parts.append("</svg>")
