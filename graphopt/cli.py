@@ -18,6 +18,7 @@ from graphopt.errors import GraphoptError, UsageError
 
 EXIT_INTERNAL = 70
 EXIT_MISMATCH = 1
+EXIT_OUT_OF_MEMORY = 7
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphopt: interrupted; no output was written", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("graphopt: error: out of memory; no output was written (try --check off, smaller "
+              "--input-shape dims, or a machine with more memory)", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
     except Exception as exc:
         if args.debug:
             raise

@@ -14,6 +14,7 @@ from graphopt.analyses.shapes import refresh_types
 from graphopt.ir.tensor import onnx_dtype
 
 from .const_evaluators import EVALUATORS, Unfoldable, shape_slice
+from .fold_size import GENERATORS, predicted_elements
 from .inline_if import inline_if
 from .reference_eval import evaluate_with_reference
 from .shape_values import ShapeValues, reshape_copy_target
@@ -82,7 +83,7 @@ class FoldConstants:
             if any(v is not None and v.const.dtype == STRING and v.const.size > 4096
                    for v in node.inputs):
                 return  # large string tensors: leave them alone
-            if self._too_big_to_try(node):
+            if self._too_big_to_try(node) or self._predicted_too_big(node):
                 stats["skipped_size"] += 1
                 return
             arrays = _evaluate(node, opset, stats)
@@ -183,6 +184,20 @@ class FoldConstants:
                 if Tensor(out.dtype, shape).nbytes > self._budget(node):
                     return True
         return False
+
+    def _predicted_too_big(self, node: Node) -> bool:
+        """The output size predicted from the constant inputs' values exceeds what the fold may create
+        (checked before evaluating); for broadcasting ops only when it exceeds every input's size."""
+        inputs = [v.const.numpy() if v is not None and v.const is not None else None for v in node.inputs]
+        elements = predicted_elements(node, inputs)
+        if elements is None:
+            return False
+        largest_input = max((a.size for a in inputs if a is not None), default=0)
+        if node.op_type not in GENERATORS and elements <= largest_input:
+            return False
+        dtype = node.outputs[0].dtype if node.outputs else None
+        itemsize = Tensor(dtype, [1]).nbytes if dtype not in (None, 0, STRING) else 8
+        return elements * itemsize > max(self._budget(node), 1 << 20)
 
     def _budget(self, node: Node) -> int:
         """Bytes a fold may create: what dies with the node, plus the allowance, capped."""

@@ -7,6 +7,7 @@ inferred shape never comes from a declaration that might be stale or wrong.
 from __future__ import annotations
 
 import logging
+import math
 
 import onnx
 
@@ -29,7 +30,7 @@ def infer_types(model: Model) -> dict[Value, TypeInfo]:
     proto, names = export_with_names(model, skeleton=True)
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
-                                                     data_prop=True)
+                                                     data_prop=_data_propagation_is_safe(model))
     except Exception as exc:  # onnx raises several unrelated types here; any means "no info"
         log.info("shape inference failed: %s", exc)
         return {}
@@ -44,6 +45,23 @@ def infer_types(model: Model) -> dict[Value, TypeInfo]:
         if probe.dtype is not None or probe.shape is not None:
             result[value] = (probe.dtype, probe.shape)
     return result
+
+
+PROPAGATED_ELEMENTS_LIMIT = 1 << 20
+
+
+def _data_propagation_is_safe(model: Model) -> bool:
+    """onnx's data propagation materialises a Range of constant bounds in full: a hostile model with
+    Range(0, 10**12, 1) would make inference allocate terabytes, so such models are inferred without it."""
+    for node in model.graph.all_nodes():
+        if node.op_type != "Range" or len(node.inputs) != 3:
+            continue
+        if all(v is not None and v.const is not None and v.const.size == 1 for v in node.inputs):
+            start, limit, delta = (float(v.const.numpy().reshape(-1)[0]) for v in node.inputs)  # type: ignore[union-attr]
+            if delta == 0 or not all(map(math.isfinite, (start, limit, delta))) or \
+                    (limit - start) / delta > PROPAGATED_ELEMENTS_LIMIT:
+                return False
+    return True
 
 
 def _collect(graph: onnx.GraphProto, out: dict[str, onnx.TypeProto]) -> None:

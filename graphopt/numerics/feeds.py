@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 
 import numpy as np
@@ -11,6 +12,7 @@ from graphopt.errors import UsageError
 from graphopt.ir.model import Model
 from graphopt.ir.tensor import numpy_dtype
 
+FEED_BYTES_LIMIT = 4 * 2**30  # generated check inputs larger than this are refused (a hostile dim)
 DEFAULT_DIM = 1  # value for an unknown batch-like dimension (axis 0)
 DEFAULT_INNER_DIM = 32  # value for other unknown dimensions (sequence length, image size...)
 
@@ -48,6 +50,7 @@ def make_feeds(model: Model, *, seed: int = 0,
                 if isinstance(d, str):
                     symbols.setdefault(d, v)
     feeds: dict[str, np.ndarray] = {}
+    total = 0
     for name, elem_type, dims in input_specs(model):
         if name in given:
             feeds[name] = given[name]
@@ -58,6 +61,11 @@ def make_feeds(model: Model, *, seed: int = 0,
         if name in shapes and len(shapes[name]) != len(dims) and dims:
             raise UsageError(f"--input-shape {name} has rank {len(shapes[name])}, "
                              f"the model declares rank {len(dims)}")
+        total += math.prod(int(d) for d in shape) * max(numpy_dtype(elem_type).itemsize, 1)
+        if total > FEED_BYTES_LIMIT:
+            raise UsageError(f"input {name!r} has shape {list(shape)}: the check inputs would take "
+                             f"{total / 2**30:.1f} GiB; give smaller dims with --input-shape, real inputs "
+                             "with --inputs, or skip checks with --check off")
         feeds[name] = random_array(rng, elem_type, tuple(shape))
     return feeds
 

@@ -40,6 +40,22 @@ def run_proto(proto: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray],
     return _run(session, feeds, what)
 
 
+def _weights_as_inputs(model: Any, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any] | None:
+    """Run a huge model with its main-graph weights turned into graph inputs fed from the IR's own
+    (memory-mapped) arrays: onnxruntime reads them in place, so no copy of the weights is written or
+    held a second time. None when even the weightless model is too large to pass in memory."""
+    from graphopt.onnx_io.exporter import export_with_names
+
+    proto, names = export_with_names(model, skeleton=True)
+    if proto.ByteSize() > INLINE_LIMIT:
+        return None
+    interface = {names[v] for v in model.graph.inputs}
+    by_name = {names[v]: v for v in model.graph.consts if v in names}
+    weights = {i.name: by_name[i.name].const.numpy() for i in proto.graph.input
+               if i.name not in interface and i.name in by_name}
+    return run_proto(proto.SerializeToString(), {**feeds, **weights}, what)
+
+
 def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> dict[str, Any]:
     """Run an IR Model; huge models go through a temporary folder with external data."""
     from graphopt.onnx_io.save import model_bytes, save_model
@@ -48,6 +64,9 @@ def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> 
         return run_proto(model_bytes(model), feeds, what)
     import onnxruntime as ort
 
+    weightless = _weights_as_inputs(model, feeds, what)
+    if weightless is not None:
+        return weightless
     with tempfile.TemporaryDirectory(prefix="graphopt-check-") as folder:
         path = os.path.join(folder, "model.onnx")
         save_model(model, path, external_data=True)
