@@ -39,8 +39,8 @@ class EliminateDeadCode:
         for graph in list(model.graph.all_graphs()):
             if self.noops:
                 _bypass_noops(graph, model.opset, stats)
-        for graph in list(model.graph.all_graphs()):
-            _remove_dead(graph, stats)
+        for graph in reversed(list(model.graph.all_graphs())):  # bodies first: their dead reads of
+            _remove_dead(graph, stats)                            # outer values go before the outer pass
         return PassResult(sum(stats.values()) > 0, dict(sorted(stats.items())))
 
 

@@ -96,8 +96,9 @@ class OptimizeTransposes:
                 node.replace_input(0, source)
                 node.set_attr("perm", composed)
                 stats["merged"] += 1
-            if not first.outputs[0].num_uses and not first.outputs[0].is_graph_output:
-                graph.remove(first)
+            left = first.outputs[0]
+            if not left.num_uses and not left.is_graph_output and first.graph is not None:
+                first.graph.remove(first)  # the first Transpose may sit in an enclosing graph
 
     # ----- pushing through ops -------------------------------------------------------------------
     def _push(self, graph: Graph, opset: int, stats: Counter) -> None:

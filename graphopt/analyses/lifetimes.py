@@ -164,6 +164,20 @@ def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Val
     return size_of
 
 
+DATA_DEPENDENT_SIZES = frozenset({"NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit"})
+
+
+def _branches_differ(value: Value) -> bool:
+    """An If output whose two branches give different static sizes: which one runs is data."""
+    node = value.producer
+    if node is None or node.op_type != "If" or len(node.subgraphs()) != 2:
+        return False
+    index = node.outputs.index(value)
+    sizes = {tensor_bytes(body.outputs[index]) if index < len(body.outputs) else None
+             for body in node.subgraphs()}
+    return len(sizes) > 1 or None in sizes
+
+
 def _inputs_concrete(model: Model, shapes: dict[str, list[int]]) -> bool:
     for value in model.graph.inputs:
         if value.name in shapes:
@@ -207,6 +221,13 @@ def measure_sizes(model: Model, shapes: dict[str, list[int]],
     missing = [v for v in values if size_of(v) is None]
     if not missing or not _inputs_concrete(model, shapes):
         return size_of
+    for value in missing:  # one run shows these sizes for that run's data only: refuse to plan them
+        producer = value.producer
+        if producer is not None and (producer.op_type in DATA_DEPENDENT_SIZES or _branches_differ(value)):
+            raise UnknownSizeError(
+                f"the size of {value.name or 'an output'} of {producer.op_type} node {producer.name!r} "
+                "depends on the input data (which branch runs, how many elements qualify), so no single "
+                "plan holds for every input")
     seen = observed_sizes(model, missing, shapes, given)
 
     def combined(value: Value) -> int | None:

@@ -79,7 +79,8 @@ def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> 
 
 def _run(session: Any, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any]:
     names = [o.name for o in session.get_outputs()]
-    wanted = {i.name for i in session.get_inputs()}
+    # IR < 4 initializers that are also graph inputs can be overridden: feed them too
+    wanted = {i.name for i in [*session.get_inputs(), *session.get_overridable_initializers()]}
     try:
         values = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
     except Exception as exc:
