@@ -146,7 +146,7 @@ def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Val
                 dims.dim.add().dim_value = int(d)
     inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
     by_name: dict[str, int] = {}
-    for info in [*inferred.graph.value_info, *inferred.graph.output]:
+    for info in _value_infos(inferred.graph):
         tensor = info.type.tensor_type
         if not tensor.HasField("shape") or not tensor.elem_type:
             continue
@@ -167,15 +167,25 @@ def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Val
 DATA_DEPENDENT_SIZES = frozenset({"NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit"})
 
 
-def _branches_differ(value: Value) -> bool:
+def _branches_differ(value: Value, size_of: Callable[[Value], int | None]) -> bool:
     """An If output whose two branches give different static sizes: which one runs is data."""
     node = value.producer
     if node is None or node.op_type != "If" or len(node.subgraphs()) != 2:
         return False
     index = node.outputs.index(value)
-    sizes = {tensor_bytes(body.outputs[index]) if index < len(body.outputs) else None
-             for body in node.subgraphs()}
+    sizes = {(tensor_bytes(body.outputs[index]) or size_of(body.outputs[index]))
+             if index < len(body.outputs) else None for body in node.subgraphs()}
     return len(sizes) > 1 or None in sizes
+
+
+def _value_infos(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """value_info and outputs of ``graph`` and of every body nested in it (If branches included)."""
+    found = [*graph.value_info, *graph.output]
+    for node in graph.node:
+        for attr in node.attribute:
+            for body in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                found += _value_infos(body)
+    return found
 
 
 def _inputs_concrete(model: Model, shapes: dict[str, list[int]]) -> bool:
@@ -223,7 +233,8 @@ def measure_sizes(model: Model, shapes: dict[str, list[int]],
         return size_of
     for value in missing:  # one run shows these sizes for that run's data only: refuse to plan them
         producer = value.producer
-        if producer is not None and (producer.op_type in DATA_DEPENDENT_SIZES or _branches_differ(value)):
+        if producer is not None and (producer.op_type in DATA_DEPENDENT_SIZES
+                                     or _branches_differ(value, size_of)):
             raise UnknownSizeError(
                 f"the size of {value.name or 'an output'} of {producer.op_type} node {producer.name!r} "
                 "depends on the input data (which branch runs, how many elements qualify), so no single "
