@@ -17,13 +17,26 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from graphopt.errors import ExternalDataError
+from graphopt.errors import ExternalDataError, ModelLoadError
 
 _FOUR_BIT = {
     TensorProto.INT4,
     TensorProto.UINT4,
     *(getattr(TensorProto, n) for n in ("FLOAT4E2M1",) if hasattr(TensorProto, n)),
 }
+
+
+VALID_DTYPES = frozenset(v for v in TensorProto.DataType.values() if v != TensorProto.UNDEFINED)
+MAX_ELEMENTS = 1 << 48  # more than any machine holds: dims beyond this are corrupt, not large
+
+
+def check_header(proto: TensorProto) -> None:
+    """A tensor's type and dims must be real before anything trusts them (a broken or hostile file
+    would otherwise fail later, deep inside a pass)."""
+    if proto.data_type not in VALID_DTYPES:
+        raise ModelLoadError(f"tensor {proto.name!r}: unknown data type {proto.data_type}")
+    if any(d < 0 for d in proto.dims) or math.prod(proto.dims) > MAX_ELEMENTS:
+        raise ModelLoadError(f"tensor {proto.name!r}: impossible dims {list(proto.dims)}")
 
 
 def element_size(dtype: int) -> float:
@@ -91,6 +104,7 @@ class Tensor:
     @classmethod
     def from_proto(cls, proto: TensorProto, base_dir: str | None) -> Tensor:
         """Wrap an imported TensorProto without decoding it; external data is located, not read."""
+        check_header(proto)
         shape = tuple(proto.dims)
         if proto.data_location == TensorProto.EXTERNAL:
             return cls(proto.data_type, shape, external=_external_ref(proto, base_dir),
@@ -102,6 +116,7 @@ class Tensor:
         """Wrap a serialized TensorProto (``header`` holds its non-payload fields) without decoding it."""
         if header.data_location == TensorProto.EXTERNAL:
             return cls.from_proto(header, base_dir)
+        check_header(header)
         tensor = cls(header.data_type, tuple(header.dims), proto=header, encoded=encoded,
                      doc_string=header.doc_string)
         return tensor
@@ -137,12 +152,16 @@ class Tensor:
         """The values as a read-only numpy array (decodes or maps the bytes on each call)."""
         if self._array is not None:
             return self._array
-        if self._external is not None:
-            arr = _read_external(self._external, self.dtype, self.shape)
-        else:
-            full = self._full_proto()
-            assert full is not None
-            arr = numpy_helper.to_array(full)
+        try:
+            if self._external is not None:
+                arr = _read_external(self._external, self.dtype, self.shape)
+            else:
+                full = self._full_proto()
+                assert full is not None
+                arr = numpy_helper.to_array(full)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:  # a payload that does not fit
+            raise ModelLoadError(f"a tensor's data does not match its type and dims {list(self.shape)} "
+                                 f"({exc})") from None
         arr.setflags(write=False)
         return arr
 
@@ -209,9 +228,19 @@ def _external_ref(proto: TensorProto, base_dir: str | None) -> ExternalRef:
             f"tensor {proto.name!r}: external data {location!r} resolves outside the model folder")
     if not os.path.isfile(path):
         raise ExternalDataError(f"tensor {proto.name!r}: external data file {location!r} not found")
-    offset = int(info.get("offset", 0) or 0)
-    expected = int(np.ceil(int(np.prod(proto.dims, dtype=np.int64)) * element_size(proto.data_type)))
-    length = int(info.get("length", expected) or expected)
+    expected = math.ceil(math.prod(proto.dims) * element_size(proto.data_type))
+    try:
+        offset = int(info.get("offset", 0) or 0)
+        length = int(info.get("length", expected) or expected)
+    except ValueError:
+        raise ExternalDataError(f"tensor {proto.name!r}: external data offset/length are not integers "
+                                f"({info.get('offset')!r}, {info.get('length')!r})") from None
+    if offset < 0 or length < 0:
+        raise ExternalDataError(f"tensor {proto.name!r}: negative external data offset or length "
+                                f"({offset}, {length})")
+    if length < expected:
+        raise ExternalDataError(f"tensor {proto.name!r}: external data length {length} is shorter than its "
+                                f"{expected} bytes of {list(proto.dims)}")
     stat = os.stat(path)
     if offset + length > stat.st_size:
         raise ExternalDataError(

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 
 from graphopt.errors import RuntimeCheckError
 
@@ -27,12 +28,100 @@ def session_options() -> Any:
     return opts
 
 
+INTEGER_DIVISION = ("Div", "Mod")
+_CHILD = r"""
+import pickle, sys, numpy as np, onnxruntime as ort
+from graphopt.numerics.run import session_options, _run
+with open(sys.argv[2], "rb") as f:
+    feeds = pickle.load(f)
+session = ort.InferenceSession(sys.argv[1], session_options(), providers=["CPUExecutionProvider"])
+with open(sys.argv[3], "wb") as f:
+    pickle.dump(_run(session, feeds, sys.argv[4]), f)
+"""
+
+
+FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+                    onnx.TensorProto.BFLOAT16})
+
+
+def has_integer_division(divisions: Any) -> bool:
+    """Div/Mod on integers (or of unknown type): onnxruntime's integer kernels raise SIGFPE on x / 0
+    and on INT_MIN / -1, which would kill graphopt itself; such models run in a child process.
+    ``divisions`` yields the output element type of each Div/Mod (None when unknown)."""
+    return any(dtype not in FLOATS for dtype in divisions)
+
+
+def _safe_divisor(values: np.ndarray | None) -> bool:
+    """A constant divisor without 0 and -1 cannot trap (x / 0, INT_MIN / -1)."""
+    return values is not None and values.size > 0 and not np.any((values == 0) | (values == -1))
+
+
+def _ir_divisions(model: Any) -> list[int | None]:
+    divisions = [n for n in model.graph.all_nodes() if n.op_type in INTEGER_DIVISION and not (
+        len(n.inputs) > 1 and n.inputs[1] is not None and n.inputs[1].const is not None
+        and _safe_divisor(n.inputs[1].const.numpy()))]
+    if any(n.outputs[0].dtype is None for n in divisions):
+        from graphopt.analyses.shapes import refresh_types
+
+        refresh_types(model)  # usually known already; inference is cached between passes
+    return [n.outputs[0].dtype for n in divisions]
+
+
+def _proto_divisions(graph: onnx.GraphProto, types: dict[str, int] | None = None) -> Any:
+    types = dict(types or {})
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        types[info.name] = info.type.tensor_type.elem_type
+    for init in graph.initializer:
+        types[init.name] = init.data_type
+    constants = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        divisor = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if node.op_type in INTEGER_DIVISION and not (
+                divisor is not None and _safe_divisor(onnx.numpy_helper.to_array(divisor))):
+            yield types.get(node.output[0]) or types.get(node.input[0]) if node.input else None
+        for attr in node.attribute:
+            for body in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                yield from _proto_divisions(body, types)
+
+
+def _run_in_child(data: bytes, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any]:
+    """Run in a separate Python process, so that a crash of onnxruntime is an error, not our death."""
+    import pickle
+    import signal
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="graphopt-run-") as folder:
+        paths = [os.path.join(folder, name) for name in ("model.onnx", "feeds.pkl", "out.pkl")]
+        with open(paths[0], "wb") as f:
+            f.write(data)
+        with open(paths[1], "wb") as f:
+            pickle.dump(feeds, f)
+        child = subprocess.run([sys.executable, "-c", _CHILD, *paths, what], capture_output=True, text=True)
+        if child.returncode < 0:
+            name = signal.Signals(-child.returncode).name
+            raise RuntimeCheckError(f"onnxruntime crashed ({name}) running the {what}"
+                                    + (": an integer division by zero or of the smallest integer by -1?"
+                                       if name == "SIGFPE" else ""))
+        if child.returncode != 0:
+            lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
+            message = lines[-1] if lines else f"exit code {child.returncode}"
+            raise RuntimeCheckError(message.split("RuntimeCheckError: ", 1)[-1][:400])
+        with open(paths[2], "rb") as f:
+            return pickle.load(f)  # noqa: S301 - written just now by our own child process
+
+
 def run_proto(proto: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray],
-              what: str = "model") -> dict[str, Any]:
-    """Run a model (proto or serialized bytes) and return its outputs by name."""
+              what: str = "model", isolate: bool | None = None) -> dict[str, Any]:
+    """Run a model (proto or serialized bytes) and return its outputs by name; ``isolate`` (default:
+    when a parsed proto has Div/Mod) runs it in a child process."""
     import onnxruntime as ort
 
     data = proto if isinstance(proto, bytes) else proto.SerializeToString()
+    if isolate is None:
+        isolate = not isinstance(proto, bytes) and has_integer_division(_proto_divisions(proto.graph))
+    if isolate:
+        return _run_in_child(data, feeds, what)
     try:
         session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -53,15 +142,17 @@ def _weights_as_inputs(model: Any, feeds: dict[str, np.ndarray], what: str) -> d
     by_name = {names[v]: v for v in model.graph.consts if v in names}
     weights = {i.name: by_name[i.name].const.numpy() for i in proto.graph.input
                if i.name not in interface and i.name in by_name}
-    return run_proto(proto.SerializeToString(), {**feeds, **weights}, what)
+    isolate = has_integer_division(_ir_divisions(model))
+    return run_proto(proto.SerializeToString(), {**feeds, **weights}, what, isolate=isolate)
 
 
 def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> dict[str, Any]:
     """Run an IR Model; huge models go through a temporary folder with external data."""
     from graphopt.onnx_io.save import model_bytes, save_model
 
+    isolate = has_integer_division(_ir_divisions(model))
     if model.const_bytes() < INLINE_LIMIT:
-        return run_proto(model_bytes(model), feeds, what)
+        return run_proto(model_bytes(model), feeds, what, isolate=isolate)
     import onnxruntime as ort
 
     weightless = _weights_as_inputs(model, feeds, what)

@@ -90,6 +90,10 @@ def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: st
 
     ``raw_initializers`` are main-graph initializers still encoded (from ``wire.split_model``).
     """
+    _check_text(proto)
+    for field in ("producer_name", "producer_version", "domain", "doc_string"):
+        if not isinstance(getattr(proto, field), str):  # the wire reader keeps undecodable text as bytes
+            raise ModelLoadError(f"model: field {field!r} holds bytes that are not UTF-8")
     importer = _Importer(base_dir, source)
     graph = importer.graph(proto.graph, [], ir_version=proto.ir_version, raws=raw_initializers or [])
     return Model(
@@ -107,6 +111,30 @@ def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: st
         base_dir=base_dir,
         source_ops=dict(_op_counts(proto.graph)),
     )
+
+
+def _check_text(message: Any, where: str = "model") -> None:
+    """Every string field must be valid UTF-8: protobuf reads invalid bytes into strings it then
+    cannot write back, so such a name would fail at the very end, after all the work."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING:
+            for text in ([value] if isinstance(value, (str, bytes)) else value):
+                raw = text if isinstance(text, bytes) else None  # protobuf hands back undecodable text
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raw = text.encode("utf-8", "surrogateescape")
+                if raw is not None:
+                    raise ModelLoadError(f"{where}: field {field.name!r} holds bytes that are not UTF-8 "
+                                         f"({raw[:40]!r})")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in ([value] if hasattr(value, "ListFields") else value):
+                if not hasattr(item, "ListFields"):
+                    continue
+                _check_text(item, f"{where}.{field.name}")
 
 
 def _op_counts(graph: onnx.GraphProto, counts: Counter | None = None) -> Counter:

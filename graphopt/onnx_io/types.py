@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import onnx
 
+from graphopt.errors import ModelLoadError
+from graphopt.ir.tensor import VALID_DTYPES
 from graphopt.ir.value import Dim, Value
 
 
@@ -18,6 +20,8 @@ def read_type(value: Value, type_proto: onnx.TypeProto, *, declared: bool = Fals
         return
     tensor_type = type_proto.tensor_type
     dtype = tensor_type.elem_type or None
+    if dtype is not None and dtype not in VALID_DTYPES:
+        raise ModelLoadError(f"{value.name or 'a value'!r} is declared with unknown element type {dtype}")
     shape = tuple(_read_dim(d) for d in tensor_type.shape.dim) if tensor_type.HasField("shape") \
         else None
     if declared:

@@ -8,7 +8,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from graphopt.errors import PassFailedError, UsageError
+from graphopt.errors import ModelLoadError, PassFailedError, UsageError
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.pass_infra.base import PassResult
@@ -174,8 +174,8 @@ class PassManager:
     def _invoke(self, pass_: Any, model: Model, step: PassStep) -> tuple[str | None, PassResult | None]:
         try:
             result = pass_.run(model)
-        except UsageError:
-            raise  # a pass option that does not fit this model: the user's mistake, exit 2
+        except (UsageError, ModelLoadError):
+            raise  # a pass option that does not fit, or a broken input found late: exit 2
         except Exception as exc:
             if self.on_failure == "raise":  # a user-facing error (exit code 4), the cause chained
                 raise PassFailedError(f"pass {step.name!r} raised {type(exc).__name__}: {exc}") from exc

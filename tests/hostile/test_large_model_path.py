@@ -50,9 +50,9 @@ def test_a_model_over_the_limits_is_checked_and_written_with_external_data(
     fed: list[set[str]] = []
     real_run = run_module.run_proto
 
-    def spy(proto, feeds, what="model"):  # type: ignore[no-untyped-def]
+    def spy(proto, feeds, what="model", **kwargs):  # type: ignore[no-untyped-def]
         fed.append(set(feeds))
-        return real_run(proto, feeds, what)
+        return real_run(proto, feeds, what, **kwargs)
     monkeypatch.setattr(run_module, "run_proto", spy)
     out = tmp_path / "out" / "big.opt.onnx"
     out.parent.mkdir()
