@@ -23,6 +23,9 @@ from graphopt.ir.value import Value
 from graphopt.onnx_io.types import read_type
 from graphopt.onnx_io.wire import RawTensor, WireError, split_model
 
+_CONSTANT_ATTR_TYPES = {"value": A.TENSOR, "value_float": A.FLOAT, "value_floats": A.FLOATS,
+                        "value_int": A.INT, "value_ints": A.INTS, "value_string": A.STRING,
+                        "value_strings": A.STRINGS}
 _CONSTANT_VALUE_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints",
                          "value_string", "value_strings")
 
@@ -331,6 +334,10 @@ def _constant_tensor(np_: onnx.NodeProto) -> Tensor | None:
     (name, ap), = attrs.items()
     if name not in _CONSTANT_VALUE_ATTRS or ap.ref_attr_name:
         return None
+    expected = _CONSTANT_ATTR_TYPES[name]
+    if ap.type != expected:
+        raise ModelLoadError(f"Constant node {np_.name!r}: attribute {name} has type "
+                             f"{A.AttributeType.Name(ap.type)}, not {A.AttributeType.Name(expected)}")
     if name == "value":
         return Tensor.from_proto(ap.t, None) if ap.t.data_location != onnx.TensorProto.EXTERNAL else None
     return Tensor.from_proto(onnx.numpy_helper.from_array(_attr_array(name, ap)), None)

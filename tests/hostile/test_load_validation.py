@@ -88,3 +88,15 @@ def test_integer_division_that_traps_onnxruntime_is_a_check_error(tmp_path: Path
 def test_only_divisions_that_can_trap_are_isolated() -> None:
     assert has_integer_division([T.INT64]) and has_integer_division([None])
     assert not has_integer_division([T.FLOAT, T.FLOAT16]) and not has_integer_division([])
+
+
+def test_a_constant_whose_value_attribute_has_the_wrong_type_is_a_load_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """value_float holding a string: onnxruntime returns the string, so reading .f (0.0) would be wrong."""
+    node = h.make_node("Constant", [], ["y"], name="c")
+    node.attribute.append(onnx.AttributeProto(name="value_float", type=onnx.AttributeProto.STRING, s=b"one"))
+    graph = h.make_graph([node], "g", [], [h.make_tensor_value_info("y", T.FLOAT, [])])
+    path = _write(tmp_path, h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]).SerializeToString())
+    code, err = _optimize(path, capsys)
+    assert code == 2 and err == ["graphopt: error: Constant node 'c': attribute value_float has type STRING, "
+                                 "not FLOAT"]
