@@ -150,6 +150,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
+    _refuse_overwriting_data(args.input, output)
     result = optimize(args.input, options, progress=progress)
     result.save(output, external_data=True if args.external_data else None,
                 threshold=args.external_data_threshold)
@@ -176,6 +177,39 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             "input": args.input, "output": output, "size_before": size_in, "size_after": size_out,
             "seconds": seconds}))
     return 0
+
+
+def _refuse_overwriting_data(input_path: str, output: str) -> None:
+    """The output (or its .data file) must not replace a data file the input's weights live in. Only
+    when such a file already exists beside the input is the input's list of data files read."""
+    folder = os.path.dirname(os.path.abspath(input_path))
+    targets = [t for t in (output, output + ".data") if os.path.isfile(t)
+               and os.path.dirname(os.path.realpath(t)) == os.path.realpath(folder)]
+    if not targets:
+        return
+    import onnx
+
+    try:
+        proto = onnx.load(input_path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - the loader already accepted it; nothing more to learn here
+        return
+    locations = {os.path.realpath(os.path.join(folder, entry.value))
+                 for tensor in _all_tensors(proto.graph) for entry in tensor.external_data
+                 if entry.key == "location"}
+    for target in targets:
+        if os.path.realpath(target) in locations:
+            raise UsageError(f"writing {output} would overwrite {target}, which holds the input's weights; "
+                             "choose another output name")
+
+
+def _all_tensors(graph):  # type: ignore[no-untyped-def]
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            for body in ([attr.g] if attr.HasField("g") else list(attr.graphs)):
+                yield from _all_tensors(body)
 
 
 def _repro_line(args: argparse.Namespace, passes: list[str]) -> str:

@@ -94,6 +94,7 @@ def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: st
     ``raw_initializers`` are main-graph initializers still encoded (from ``wire.split_model``).
     """
     _check_text(proto)
+    _refuse_verbatim_external_data(proto)
     for field in ("producer_name", "producer_version", "domain", "doc_string"):
         if not isinstance(getattr(proto, field), str):  # the wire reader keeps undecodable text as bytes
             raise ModelLoadError(f"model: field {field!r} holds bytes that are not UTF-8")
@@ -114,6 +115,32 @@ def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: st
         base_dir=base_dir,
         source_ops=dict(_op_counts(proto.graph)),
     )
+
+
+def _refuse_verbatim_external_data(proto: onnx.ModelProto) -> None:
+    """Tensors graphopt keeps verbatim (sparse initializers, tensors inside model-local functions)
+    would keep their external-data locations unchecked, pointing the output at the input's folder or
+    anywhere: such external data is refused. Initializers and Constant values of every graph are
+    resolved and checked like main-graph weights."""
+    def sparse_of(graph: onnx.GraphProto) -> Any:
+        for sparse in graph.sparse_initializer:
+            yield "sparse initializer", sparse.values
+            yield "sparse initializer", sparse.indices
+        for node in graph.node:
+            for attr in node.attribute:
+                for body in ([attr.g] if attr.type == A.GRAPH else list(attr.graphs)):
+                    yield from sparse_of(body)
+
+    sources = list(sparse_of(proto.graph))
+    for function in proto.functions:
+        for node in function.node:
+            for attr in node.attribute:
+                tensors = [attr.t] if attr.type == A.TENSOR else list(attr.tensors)
+                sources += [(f"a tensor in function {function.name!r}", t) for t in tensors]
+    for where, tensor in sources:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelLoadError(f"{where} {tensor.name!r} keeps its data in an external file; graphopt "
+                                 "keeps such tensors verbatim and cannot check or move that data")
 
 
 def _check_text(message: Any, where: str = "model") -> None:
