@@ -30,7 +30,8 @@ from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
 from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names, pass_steps
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
-DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
+DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
+                    "eliminate-common-subexpressions,fuse-pad,"
                     "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
                     "optimize-transposes){max=8},"
                     "topological-sort")

@@ -1,4 +1,4 @@
-"""Inline an If whose condition is a constant: the taken branch replaces the node."""
+"""Inline an If whose condition is a constant (or is known otherwise): the taken branch replaces it."""
 
 from __future__ import annotations
 
@@ -22,8 +22,15 @@ def inline_if(node: Node, graph: Graph) -> list[Node] | None:
     is not an If that can be inlined.
     """
     taken = constant_condition(node)
-    if taken is None:
-        return None
+    return None if taken is None else inline_branch(node, graph, taken)
+
+
+def inline_branch(node: Node, graph: Graph, taken: bool) -> list[Node] | None:
+    """Splice the ``taken`` branch of If ``node`` into ``graph`` whatever its condition.
+
+    Returns the moved nodes, or None when the branch cannot be spliced (it has inputs, sparse
+    constants or a different number of outputs).
+    """
     branch = node.attr("then_branch" if taken else "else_branch")
     if not isinstance(branch, Graph) or branch.inputs or branch.sparse_consts or branch.input_defaults:
         return None

@@ -108,15 +108,17 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "merge and drop them.\n"
         "plan-memory                     Plan activation memory: execution order, shared buffers and arena "
         "offsets, kept in metadata.\n"
+        "prune-failing-branches          Replace an If by one branch when taking the other makes the run "
+        "fail, whatever the inputs.\n"
         "simplify-chains                 Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze "
         "and Cast-Cast chains.\n"
         "topological-sort                Reorder nodes so every value is defined before use, keeping the "
         "current order where valid.\n"
         "\n"
         "default pipeline: "
-        "fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,fuse-pad,"
-        "fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
-        "optimize-transposes){max=8},topological-sort\n", "")
+        "fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
+        "eliminate-common-subexpressions,fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,"
+        "fuse-matmul-add,simplify-chains,optimize-transposes){max=8},topological-sort\n", "")
 
 
 def test_list_passes_with_a_plugin_lists_its_passes_too(
@@ -131,15 +133,16 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:16]] == [
+    assert [line.split()[0] for line in lines[:17]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
         "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add",
         "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory",
-        "simplify-chains", "topological-sort"]
-    assert lines[16:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+        "prune-failing-branches", "simplify-chains", "topological-sort"]
+    assert lines[17:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
     assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
         "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
         "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
-        "fuse-pad", "optimize-transposes", "plan-memory", "simplify-chains", "topological-sort"]
+        "fuse-pad", "optimize-transposes", "plan-memory", "prune-failing-branches", "simplify-chains",
+        "topological-sort"]

@@ -47,9 +47,9 @@ OPS_AFTER = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "Gemm"]
 # The default pipeline's fixed point on tiny_cnn: four changing runs in the first iteration, then a second
 # iteration that finds nothing. simplify-chains and optimize-transposes (the model has no Transpose) are
 # not rerun in it: they found nothing after the last change (fuse-matmul-add) and nothing changed since.
-FIXPOINT = ["eliminate-dead-code", "fold-constants", "eliminate-common-subexpressions", "fuse-pad",
-            "fuse-batchnorm", "fuse-normalization", "fuse-affine", "fuse-matmul-add", "simplify-chains",
-            "optimize-transposes"]
+FIXPOINT = ["eliminate-dead-code", "fold-constants", "prune-failing-branches",
+            "eliminate-common-subexpressions", "fuse-pad", "fuse-batchnorm", "fuse-normalization",
+            "fuse-affine", "fuse-matmul-add", "simplify-chains", "optimize-transposes"]
 CHANGING = {"eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add"}
 DEFAULT_RUN = [*((name, "changed" if name in CHANGING else "unchanged") for name in FIXPOINT),
                *((name, "unchanged") for name in FIXPOINT[:-2]),
@@ -86,11 +86,12 @@ def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
                              f"{'weights Δ':>11}  check")
     pass_lines = lines[header + 1:-3]
     assert [tuple(line.split()[:2]) for line in pass_lines] == DEFAULT_RUN
-    nodes = ["16->12", "12->8", "8->8", "8->8", "8->7", "7->7", "7->7", "7->6", "6->6", *["6->6"] * 10]
-    deltas = ["-1.0 KB", "-8 B", "0", "0", "-128 B", *["0"] * 14]
+    nodes = ["16->12", "12->8", "8->8", "8->8", "8->8", "8->7", "7->7", "7->7", "7->6", "6->6",
+             *["6->6"] * 11]
+    deltas = ["-1.0 KB", "-8 B", "0", "0", "0", "-128 B", *["0"] * 15]
     exact, rounded = r"ok \(rel 0\.0e\+00\)", r"ok \(rel [1-9]\.\de-0[5-8]\)"  # BN folding rounds
-    checks = [exact, exact, "-", "-", rounded, "-", "-", rounded, *["-"] * 11]
-    assert len(pass_lines) == len(DEFAULT_RUN) == len(nodes) == len(deltas) == len(checks) == 19
+    checks = [exact, exact, "-", "-", "-", rounded, "-", "-", rounded, *["-"] * 12]
+    assert len(pass_lines) == len(DEFAULT_RUN) == len(nodes) == len(deltas) == len(checks) == 21
     for line, (name, status), node, delta, check in zip(pass_lines, DEFAULT_RUN, nodes, deltas, checks):
         pattern = (re.escape(f"{name:<{NAME_WIDTH}} {status:<12}") + r" +\d+ms "
                    + re.escape(f"{node:>13} {delta:>11}  ") + (re.escape(check) if check == "-" else check))
@@ -161,8 +162,8 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
                           "ops_before", "ops_after", "passes", "rules"]
     assert (data["input"], data["output"]) == (str(tiny_cnn), str(out))
     assert (data["size_before"], data["size_after"]) == (tiny_cnn.stat().st_size, out.stat().st_size)
-    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,eliminate-common-subexpressions,"
-                                "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
+    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
+                                "eliminate-common-subexpressions,fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
                                 "simplify-chains,optimize-transposes){max=8},topological-sort")
     assert (data["check"], data["check_sessions"]) == ("each", 4)  # the four changing passes
     assert (data["final_check"], data["warnings"]) == (None, [])
@@ -175,12 +176,13 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     assert [(p["name"], p["status"]) for p in passes] == DEFAULT_RUN
     assert [p["step"] for p in passes] == [p["name"] for p in passes]
     assert [(p["nodes_before"], p["nodes_after"]) for p in passes] == [
-        (16, 12), (12, 8), (8, 8), (8, 8), (8, 7), (7, 7), (7, 7), (7, 6), (6, 6), *[(6, 6)] * 10]
+        (16, 12), (12, 8), (8, 8), (8, 8), (8, 8), (8, 7), (7, 7), (7, 7), (7, 6), (6, 6), *[(6, 6)] * 11]
     assert [(p["bytes_before"], p["bytes_after"]) for p in passes] == [
-        (4736, 3712), (3712, 3704), (3704, 3704), (3704, 3704), (3704, 3576), *[(3576, 3576)] * 14]
+        (4736, 3712), (3712, 3704), (3704, 3704), (3704, 3704), (3704, 3704), (3704, 3576),
+        *[(3576, 3576)] * 15]
     assert all(p["failure"] is None for p in passes)
 
-    dce, fold, cse, _pad, bn, _norm, affine, matmul_add, chains, transposes = passes[:10]
+    dce, fold, prune, cse, _pad, bn, _norm, affine, matmul_add, chains, transposes = passes[:11]
     assert dce["stats"] == {"dead_nodes": 1, "noop_Cast": 1, "noop_Dropout": 1, "noop_Identity": 1,
                             "unused_constants": 1}  # DCE infers the Cast's input type itself
     assert dce["bytes_before"] - dce["bytes_after"] == 16 * 16 * 4  # unused.w
@@ -193,6 +195,7 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     assert fold["bytes_before"] - fold["bytes_after"] == 3 * 8 - 2 * 8
     assert fold["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
     assert fold["history"] == ["eliminate-dead-code"]
+    assert (prune["stats"], prune["checks"]) == ({}, {})  # no If in the model: nothing tried
     assert (cse["stats"], cse["checks"], cse["rules"]) == ({}, {}, {})
     assert cse["history"] == ["eliminate-dead-code", "fold-constants"]
     assert bn["stats"] == {"fused_conv-batchnorm": 1}
@@ -258,7 +261,7 @@ def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
         *((name, statuses.get(name, "unchanged")) for name in FIXPOINT),
         *((name, "disabled" if name == "eliminate-dead-code" else "unchanged") for name in FIXPOINT[:-2]),
         ("topological-sort", "unchanged")]
-    fold, bn, matmul_add = data["passes"][1], data["passes"][4], data["passes"][7]
+    fold, bn, matmul_add = data["passes"][1], data["passes"][5], data["passes"][8]
     assert fold["stats"] == {"folded": 2, "folded_MatMul": 1, "reshape_target_copies_dims": 1}
     assert (fold["nodes_before"], fold["nodes_after"]) == (16, 11)
     assert (fold["bytes_before"], fold["bytes_after"]) == (4736, 4728)

@@ -15,8 +15,8 @@ from graphopt.pass_infra.registry import PassRegistry
 
 BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
             "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-matmul-add", "fuse-normalization",
-            "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory", "simplify-chains",
-            "topological-sort"]
+            "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory", "prune-failing-branches",
+            "simplify-chains", "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
@@ -88,8 +88,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
                                "eliminate-common-subexpressions, eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-matmul-add, fuse-normalization, "
                                "fuse-ort-contrib, fuse-pad, optimize-transposes, plan-memory, "
-                               "simplify-chains, topological-sort, with-options; see 'graphopt "
-                               "list-passes')")
+                               "prune-failing-branches, simplify-chains, topological-sort, with-options; "
+                               "see 'graphopt list-passes')")
     assert isinstance(info.value, UsageError)
 
 
