@@ -1,4 +1,4 @@
-"""simplify-chains: collapse Transpose/Reshape/Unsqueeze-Squeeze/Cast chains into one node (or none)."""
+"""simplify-chains: collapse Transpose/Reshape/Unsqueeze-Squeeze/Cast/Slice chains into one node (or none)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from graphopt import Model, PassResult, Value, register_pass
 from graphopt.analyses.shapes import refresh_types
-from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules, rules_result
+from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
 # ONNX dtype codes
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = \
@@ -153,6 +153,66 @@ def _cast(found: Match, ctx: RewriteContext) -> list[Value]:
     return [_typed(node.outputs[0], _same_type(found, "c2"))]
 
 
+# Slice(Slice(x, ...), ...) on disjoint axes -> one Slice: each leaves the other's axes whole, so the
+# second Slice's starts and ends index dims exactly as they are in x.
+
+def _slice_params(found: Match, n: str) -> tuple[list[int], list[int], list[int] | None, list[int]]:
+    starts, ends = (_int_list(found[f"{k}{n}"]) for k in ("b", "e"))
+    axes = _int_list(found[f"a{n}"]) if found.get(f"a{n}") is not None else list(range(len(starts)))
+    steps = _int_list(found[f"p{n}"]) if found.get(f"p{n}") is not None else [1] * len(starts)
+    return starts, ends, axes, steps
+
+
+def _int_list(value: Value) -> list[int]:
+    return [int(v) for v in np.asarray(value.const.numpy()).reshape(-1)]
+
+
+def _slice_axes(found: Match) -> tuple[list[int], list[int]] | None:
+    """Both Slices' axes, made non-negative (None when a negative axis meets an unknown rank)."""
+    rank = found["x"].rank
+    result = []
+    for n in ("1", "2"):
+        axes = _slice_params(found, n)[2]
+        if any(a < 0 for a in axes):
+            if rank is None:
+                return None
+            axes = [a % rank for a in axes]
+        result.append(axes)
+    return result[0], result[1]
+
+
+def _slice_check(found: Match, model: Model) -> str | None:
+    if model.opset < 10:
+        return "opset < 10 (Slice parameters are attributes)"
+    for n in ("1", "2"):
+        starts, ends, axes, steps = _slice_params(found, n)
+        if not len(starts) == len(ends) == len(axes) == len(steps):  # type: ignore[arg-type]
+            return "parameter lengths differ"
+    axes = _slice_axes(found)
+    if axes is None:
+        return "negative axes and rank unknown"
+    first, second = axes
+    if len(set(first)) != len(first) or len(set(second)) != len(second) or set(first) & set(second):
+        return "the Slices share an axis"
+    return None
+
+
+def _slice(found: Match, ctx: RewriteContext) -> list[Value]:
+    first, second = _slice_params(found, "1"), _slice_params(found, "2")
+    axes = _slice_axes(found)
+    assert axes is not None
+    params = [first[0] + second[0], first[1] + second[1], axes[0] + axes[1], first[3] + second[3]]
+    inputs = [found["x"], *(ctx.const(np.array(p, dtype=np.int64)) for p in params)]
+    node = ctx.node("Slice", inputs)
+    return [_typed(node.outputs[0], _same_type(found, "s2"))]
+
+
+def _slice_pattern() -> Op:
+    def params(n: str) -> tuple:
+        return Const(f"b{n}"), Const(f"e{n}"), Opt(Const(f"a{n}")), Opt(Const(f"p{n}"))
+    return Op("Slice", Op("Slice", Var("x"), *params("1"), capture="s1"), *params("2"), capture="s2")
+
+
 RULES = [
     Rule("transpose-transpose", Op("Transpose", Op("Transpose", Var("x"), capture="t1"), capture="t2"),
          _transpose, _transpose_check),
@@ -163,19 +223,21 @@ RULES = [
     Rule("unsqueeze-squeeze-attr", Op("Squeeze", Op("Unsqueeze", Var("x"), capture="u"), capture="s"),
          _squeeze, _squeeze_check),
     Rule("cast-cast", Op("Cast", Op("Cast", Var("x"), capture="c1"), capture="c2"), _cast, _cast_check),
+    Rule("slice-slice", _slice_pattern(), _slice, _slice_check),
 ]
 
 
 @register_pass
 @dataclass
 class SimplifyChains:
-    """Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze and Cast-Cast chains.
+    """Collapse Transpose-Transpose, Reshape-Reshape, Unsqueeze-Squeeze, Cast-Cast and Slice-Slice chains.
 
     Transposes compose (``out[i] = in[p1[p2[i]]]``; an identity pair disappears); a Reshape whose
     successor has a constant shape without 0 entries (or allowzero=1) is skipped; Squeeze undoes an
     Unsqueeze on equal constant axes (input form from opset 13, attribute form before); a Cast chain keeps
-    only its last Cast when the first one is value-exact (widening). Chains whose middle value is read
-    elsewhere or is a graph output are left alone.
+    only its last Cast when the first one is value-exact (widening); two Slices with constant parameters on
+    disjoint axes become one. Chains whose middle value is read elsewhere or is a graph output are left
+    alone.
     """
 
     name: ClassVar[str] = "simplify-chains"
