@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--stats", action="store_true",
                      help="print per-rule statistics: attempts, matches, rejections by reason, time")
     opt.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    opt.add_argument("-v", "--verbose", action="store_true",
+                     help="also print what passes log on stderr (e.g. which If branch was pruned and why)")
     chk = sub.add_parser("check", help="compare two models numerically")
     chk.add_argument("reference")
     chk.add_argument("candidate")
@@ -84,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="graphopt: %(message)s")
+    # the application decides, not the library; reset each call (main() also runs in-process in tests)
+    verbose = getattr(args, "verbose", False)
+    logging.getLogger("graphopt").setLevel(logging.INFO if verbose else logging.NOTSET)
     try:
         if args.command == "optimize":
             return cmd_optimize(args)

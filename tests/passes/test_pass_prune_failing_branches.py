@@ -210,3 +210,20 @@ def test_every_run_that_succeeds_keeps_its_outputs(kind: str, axis: int, batch_d
                 assert sorted(got) == sorted(expected)
                 for name in expected:
                     np.testing.assert_array_equal(got[name], expected[name])
+
+
+def test_cli_verbose_logs_which_branch_was_pruned_and_why(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """``optimize -v`` logs the proof; without -v (the next call, same process) nothing is logged."""
+    from graphopt.cli import main
+
+    path = tmp_path / "dispatch.onnx"
+    onnx.save(dispatch_model("lstm"), str(path))
+    npz = tmp_path / "feeds.npz"
+    np.savez(npz, **_feeds(1, 1))
+    assert main(["optimize", str(path), "--inputs", str(npz), "-q", "-v"]) == 0
+    pruned = [r.getMessage() for r in caplog.records if r.name == "graphopt.passes.prune_failing_branches"]
+    assert pruned == ["If 'squeeze_if': every run taking its else branch fails (LSTM '': LSTM input X has "
+                      "rank 5, needs 3); kept the then branch"]
+    caplog.clear()
+    assert main(["optimize", str(path), "--inputs", str(npz), "-q", "-o", str(tmp_path / "b.onnx")]) == 0
+    assert [r for r in caplog.records if r.name.startswith("graphopt")] == []
