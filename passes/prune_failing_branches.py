@@ -175,7 +175,7 @@ def _dependent_outputs(node: Node, scope: Graph) -> list[int]:
     """Positions of ``scope``'s outputs that read (through any path) an output of ``node``."""
     reached: set[Value] = set(node.outputs)
     for later in scope.nodes[scope.nodes.index(node) + 1:]:
-        if any(value in reached for value in _reads(later)):
+        if any(value in reached for value in later.reads()):
             reached.update(later.outputs)
     return [i for i, value in enumerate(scope.outputs) if value in reached]
 
@@ -185,29 +185,12 @@ def _ancestors(value: Value, scope: Graph) -> set[Node]:
     found: set[Node] = set()
     stack = [value]
     while stack:
-        producer = _local_producer(stack.pop(), scope)
+        producer = scope.local_producer(stack.pop())
         if producer is None or producer in found:
             continue
         found.add(producer)
-        stack.extend(_reads(producer))
+        stack.extend(producer.reads())
     return found
-
-
-def _reads(node: Node) -> list[Value]:
-    """Values a node reads directly or through its subgraphs (outer-scope captures)."""
-    values = [v for v in node.inputs if v is not None]
-    for sub in node.subgraphs():
-        for inner in sub.all_nodes():
-            values.extend(v for v in inner.inputs if v is not None)
-    return values
-
-
-def _local_producer(value: Value, scope: Graph) -> Node | None:
-    """The node of ``scope`` defining ``value``, directly or as the holder of the subgraph that does."""
-    producer = value.producer
-    while producer is not None and producer.graph is not scope:
-        producer = producer.graph.parent if producer.graph is not None else None
-    return producer
 
 
 def _attached(scope: Graph, model: Model) -> bool:

@@ -6,7 +6,7 @@ import heapq
 from dataclasses import dataclass
 from typing import ClassVar
 
-from graphopt import Graph, Model, Node, PassResult, Value, register_pass
+from graphopt import Graph, Model, Node, PassResult, register_pass
 
 
 @register_pass
@@ -32,8 +32,8 @@ def sort_graph(graph: Graph) -> int:
     deps: dict[Node, set[Node]] = {n: set() for n in nodes}
     users: dict[Node, list[Node]] = {n: [] for n in nodes}
     for node in nodes:
-        for value in _reads(node):
-            producer = _local_producer(value, graph, index)
+        for value in node.reads():
+            producer = graph.local_producer(value)
             if producer is not None and producer is not node and producer not in deps[node]:
                 deps[node].add(producer)
                 users[producer].append(node)
@@ -56,20 +56,3 @@ def sort_graph(graph: Graph) -> int:
         graph.reorder(order)
     return moved
 
-
-def _reads(node: Node) -> list[Value]:
-    """Values a node reads directly or through its subgraphs (outer-scope captures)."""
-    values = [v for v in node.inputs if v is not None]
-    for sub in node.subgraphs():
-        for inner in sub.all_nodes():
-            values.extend(v for v in inner.inputs if v is not None)
-    return values
-
-
-def _local_producer(value: Value, graph: Graph, index: dict[Node, int]) -> Node | None:
-    """The node of ``graph`` that defines ``value`` (directly or as the parent of its subgraph)."""
-    producer = value.producer
-    while producer is not None and producer not in index:
-        holder = producer.graph.parent if producer.graph is not None else None
-        producer = holder
-    return producer

@@ -215,6 +215,14 @@ class Graph:
         """True if ``value`` is one of this graph's outputs."""
         return any(v is value for v in self.outputs)
 
+    def local_producer(self, value: Value) -> Node | None:
+        """The node of this graph that defines ``value``: its producer, or the node holding the subgraph
+        where it is produced; None for inputs, constants and values of enclosing graphs."""
+        producer = value.producer
+        while producer is not None and producer.graph is not self:
+            producer = producer.graph.parent if producer.graph is not None else None
+        return producer
+
     def ancestors(self) -> Iterator[Graph]:
         """This graph, then each enclosing graph outwards."""
         graph: Graph | None = self

@@ -110,6 +110,15 @@ class Node:
                 found.extend(a.value)
         return found
 
+    def reads(self) -> list[Value]:
+        """Values this node reads: its inputs, then what its subgraphs read (outer-scope captures and
+        their own values alike; ``Graph.local_producer`` tells which are defined where)."""
+        values = [v for v in self.inputs if v is not None]
+        for sub in self.subgraphs():
+            for inner in sub.all_nodes():
+                values.extend(v for v in inner.inputs if v is not None)
+        return values
+
     @property
     def qualified_type(self) -> str:
         """``op_type`` prefixed by its domain unless it is the default ONNX domain."""

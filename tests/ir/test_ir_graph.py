@@ -275,3 +275,27 @@ def test_remove_of_a_node_listed_twice_removes_it_once_and_keeps_the_count() -> 
     assert len(g) == 3
     g.reorder([nodes[2], nodes[1], nodes[0]])
     assert _names(g) == ["n2", "n1", "n0"]
+
+
+def test_reads_and_local_producer_see_through_subgraphs() -> None:
+    """An If reading ``a`` only inside its branch reads it all the same, and a value made inside the
+    branch is produced, seen from the main graph, by the If that holds it."""
+    g = Graph("main")
+    x = g.add_input(Value("x"))
+    relu = Node("Relu", [x], name="relu")
+    g.append(relu)
+    a = relu.outputs[0]
+    branch = Graph("then")
+    inner = Node("Neg", [a], name="neg")
+    branch.append(inner)
+    branch.outputs = [inner.outputs[0]]
+    cond = g.add_input(Value("cond"))
+    holder = Node("If", [cond], name="if", outputs=[Value("y")])
+    holder.set_attr("then_branch", branch)
+    branch.parent = holder
+    g.append(holder)
+    assert holder.reads() == [cond, a]
+    assert g.local_producer(a) is relu
+    assert g.local_producer(inner.outputs[0]) is holder
+    assert branch.local_producer(inner.outputs[0]) is inner
+    assert branch.local_producer(a) is None and g.local_producer(x) is None
