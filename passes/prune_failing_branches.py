@@ -89,7 +89,7 @@ class PruneFailingBranches:
         twin = _follow(copy, _path(node))
         scope = twin.graph
         assert scope is not None
-        watched = [scope.outputs[i] for i in _dependent_outputs(twin, scope)]
+        watched = _dependent_outputs(twin, scope)
         if not watched or inline_branch(twin, scope, taken) is None:
             return None
         fold = FoldConstants()
@@ -99,7 +99,7 @@ class PruneFailingBranches:
         refresh_types(copy)
         if not _attached(scope, copy):
             return None
-        needed = [_ancestors(value, scope) for value in watched]
+        needed = [_ancestors(scope.outputs[i], scope) for i in watched]  # the values folding left there
         for candidate in scope:
             reason = certain_failure(candidate, copy.opset)
             if reason is not None and all(candidate in group for group in needed):
