@@ -11,6 +11,8 @@ from graphopt import Model, PassResult, Value, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
+from .noop_rules import const_ints
+
 # ONNX dtype codes
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = \
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
@@ -156,15 +158,13 @@ def _cast(found: Match, ctx: RewriteContext) -> list[Value]:
 # Slice(Slice(x, ...), ...) on disjoint axes -> one Slice: each leaves the other's axes whole, so the
 # second Slice's starts and ends index dims exactly as they are in x.
 
-def _slice_params(found: Match, n: str) -> tuple[list[int], list[int], list[int] | None, list[int]]:
-    starts, ends = (_int_list(found[f"{k}{n}"]) for k in ("b", "e"))
-    axes = _int_list(found[f"a{n}"]) if found.get(f"a{n}") is not None else list(range(len(starts)))
-    steps = _int_list(found[f"p{n}"]) if found.get(f"p{n}") is not None else [1] * len(starts)
-    return starts, ends, axes, steps
-
-
-def _int_list(value: Value) -> list[int]:
-    return [int(v) for v in np.asarray(value.const.numpy()).reshape(-1)]
+def _slice_params(found: Match, n: str) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Starts, ends, axes and steps of Slice ``s{n}`` (the pattern made every present one constant)."""
+    node = found[f"s{n}"]
+    starts, ends, axes, steps = (const_ints(node, i) for i in (1, 2, 3, 4))
+    assert starts is not None and ends is not None
+    return (starts, ends, list(range(len(starts))) if axes is None else axes,
+            [1] * len(starts) if steps is None else steps)
 
 
 def _slice_axes(found: Match) -> tuple[list[int], list[int]] | None:
@@ -186,7 +186,7 @@ def _slice_check(found: Match, model: Model) -> str | None:
         return "opset < 10 (Slice parameters are attributes)"
     for n in ("1", "2"):
         starts, ends, axes, steps = _slice_params(found, n)
-        if not len(starts) == len(ends) == len(axes) == len(steps):  # type: ignore[arg-type]
+        if not len(starts) == len(ends) == len(axes) == len(steps):
             return "parameter lengths differ"
     axes = _slice_axes(found)
     if axes is None:

@@ -53,20 +53,18 @@ def _recurrent(node: Node, opset: int) -> str | None:
     return None
 
 
-def _convolution(node: Node, opset: int) -> str | None:
-    x, w = _rank(node, 0), _rank(node, 1)
-    if x is not None and x < 3:
-        return f"{node.op_type} input X has rank {x}, needs at least 3"
-    if x is not None and w is not None and x != w:
-        return f"{node.op_type} input X has rank {x} but W has rank {w}"
-    return None
-
-
 def _pool(node: Node, opset: int) -> str | None:
     x = _rank(node, 0)
     if x is not None and x < 3:
         return f"{node.op_type} input X has rank {x}, needs at least 3"
     return None
+
+
+def _convolution(node: Node, opset: int) -> str | None:
+    x, w = _rank(node, 0), _rank(node, 1)
+    if x is not None and w is not None and x >= 3 and x != w:
+        return f"{node.op_type} input X has rank {x} but W has rank {w}"
+    return _pool(node, opset)  # the same rank-3 floor
 
 
 def _matmul(node: Node, opset: int) -> str | None:
