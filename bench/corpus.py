@@ -23,11 +23,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_torch  # noqa: E402  (torch/transformers are imported lazily inside it)
 import corpus_wheels  # noqa: E402
+import corpus_zoo  # noqa: E402  (torchvision/timm/ultralytics too: a missing one skips its optional models)
 
 BENCH_DIR = Path(__file__).resolve().parent
 RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
 SILERO = "silero-vad==6.2.3"
 BERT_VOCAB = 30522
+GPT2_VOCAB = 50257
+T5_VOCAB = 32128
 INPUT_SEED = 0
 REL_TOL = 1e-3
 
@@ -37,7 +40,11 @@ Builder = Callable[[Path, Path, dict[str, np.ndarray]], tuple[str, str | None, l
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One model input with concrete benchmark shape; `value` fixes its content, `range` bounds ints."""
+    """One model input with concrete benchmark shape; `value` fixes its content, `range` bounds its values.
+
+    `range` is [low, high): random integers for an integer input, uniform floats for a float one (images
+    in [0, 1), for instance); floats without it are standard normal.
+    """
 
     name: str
     dtype: str
@@ -96,6 +103,16 @@ def model_specs() -> list[ModelSpec]:
             InputSpec("attention_mask", "int64", [1, 128], value=1),
             InputSpec("token_type_ids", "int64", [1, 128], range=(0, 2))]
     legacy, dynamo = partial(_torch, corpus_torch.export_legacy), partial(_torch, corpus_torch.export_dynamo)
+    tv, timm = partial(_torch, corpus_zoo.export_torchvision), partial(_torch, corpus_zoo.export_timm)
+    yolo, hf = partial(_torch, corpus_zoo.export_yolo), partial(_torch, corpus_zoo.export_transformers)
+    timm_image = [InputSpec("input", "float32", [1, 3, 224, 224])]
+    yolo_image = [InputSpec("images", "float32", [1, 3, 640, 640], range=(0, 1))]
+    seg_image = [InputSpec("input", "float32", [1, 3, 520, 520])]
+
+    def tokens(vocab: int) -> list[InputSpec]:
+        return [InputSpec("input_ids", "int64", [1, 128], range=(0, vocab)),
+                InputSpec("attention_mask", "int64", [1, 128], value=1)]
+    dyn = "dynamic axes: batch, sequence (inputs and outputs)"
     ocr = "rapidocr_onnxruntime/models/"
     return [
         ModelSpec("ppocr-det", _wheel(RAPIDOCR, ocr + "ch_PP-OCRv4_det_infer.onnx"),
@@ -120,6 +137,52 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec("resnet50-dynamo-raw", dynamo(arch="resnet50", opset=18, optimize=False), image,
                   expect_batchnorm=True, optional=True,
                   notes=["unoptimized dynamo output (Shape/Expand/CastLike left in)"]),
+        # torchvision (through bench/tv_ops.py), timm, ultralytics and small transformers text models.
+        ModelSpec("tv-fasterrcnn-mbv3-320",
+                  tv(arch="fasterrcnn_mobilenet_v3_large_320_fpn", task="detection"),
+                  [InputSpec("image", "float32", [3, 320, 320], range=(0, 1))], expect_batchnorm=True,
+                  optional=True,
+                  notes=["two-stage detector: preprocessing (normalise, Resize), RPN with TopK + "
+                         "NonMaxSuppression, MultiScaleRoIAlign (RoiAlign), box decoding and per-class NMS; "
+                         "outputs have a data-dependent length (100 on the manifest input: its "
+                         "detections_per_img cap)"]),
+        ModelSpec("tv-deeplabv3-mbv3", tv(arch="deeplabv3_mobilenet_v3_large", task="segmentation"),
+                  seg_image, expect_batchnorm=True, optional=True,
+                  notes=["aux_loss=False; dilated backbone, ASPP, bilinear Resize back to the input size"]),
+        ModelSpec("tv-lraspp-mbv3", tv(arch="lraspp_mobilenet_v3_large", task="segmentation"), seg_image,
+                  expect_batchnorm=True, optional=True),
+        ModelSpec("tv-mc3-18", tv(arch="mc3_18", task="video"),
+                  [InputSpec("clip", "float32", [1, 3, 8, 112, 112])], expect_batchnorm=True, optional=True,
+                  notes=["3D convolutions; clip of 8 frames at 112x112 (torchvision's reference is 16)"]),
+        ModelSpec("timm-efficientnet-b0", timm(arch="efficientnet_b0"), timm_image, expect_batchnorm=True,
+                  optional=True),
+        ModelSpec("timm-vit-tiny", timm(arch="vit_tiny_patch16_224"), timm_image, optional=True,
+                  notes=["attention through F.scaled_dot_product_attention (timm's fused_attn)"]),
+        ModelSpec("timm-convnext-atto", timm(arch="convnext_atto"), timm_image, optional=True),
+        ModelSpec("timm-mobileone-s0", timm(arch="mobileone_s0"), timm_image, expect_batchnorm=True,
+                  optional=True,
+                  notes=["training-time form: parallel conv+BN branches, not reparameterised"]),
+        ModelSpec("timm-repvgg-a0", timm(arch="repvgg_a0"), timm_image, expect_batchnorm=True, optional=True,
+                  notes=["training-time form: 3x3, 1x1 and identity BN branches, not reparameterised"]),
+        ModelSpec("yolov8n", yolo(cfg="yolov8n.yaml"), yolo_image, optional=True,
+                  notes=["ultralytics' own ONNX export without its onnxslim step; box decoding (DFL) in the "
+                         "graph, no NMS"]),
+        ModelSpec("yolo11n", yolo(cfg="yolo11n.yaml"), yolo_image, optional=True,
+                  notes=["ultralytics' own ONNX export without its onnxslim step; C2PSA attention block, box "
+                         "decoding (DFL) in the graph, no NMS"]),
+        ModelSpec("gpt2-tiny", hf(arch="gpt2", output_names=("logits",)), tokens(GPT2_VOCAB), optional=True,
+                  notes=["GPT-2 architecture and vocabulary, 4 layers of width 256 (4 heads of 64) instead "
+                         "of 12 x 768, to stay near 100 MB; causal LM head (the exporter stores the tied "
+                         "embedding twice: as the Gather table and transposed for the MatMul), no KV cache",
+                         dyn]),
+        ModelSpec("distilbert-2l", hf(arch="distilbert"), tokens(BERT_VOCAB), optional=True,
+                  notes=["DistilBERT base width (768) with 2 of its 6 layers, to stay near 150 MB", dyn]),
+        ModelSpec("t5-small-encoder", hf(arch="t5-small-encoder"), tokens(T5_VOCAB), optional=True,
+                  notes=["t5-small's encoder (T5Config defaults): relative position buckets, RMSNorm", dyn]),
+        ModelSpec("whisper-tiny-encoder", hf(arch="whisper-tiny-encoder", dynamic=("batch",)),
+                  [InputSpec("input_features", "float32", [1, 80, 3000])], optional=True,
+                  notes=["whisper-tiny's encoder (WhisperConfig defaults): 30 s of 80-bin log-mel frames; "
+                         "dynamic batch only (the encoder requires 3000 frames)"]),
     ]
 
 
@@ -134,6 +197,8 @@ def make_feeds(inputs: list[InputSpec], seed: int = INPUT_SEED) -> dict[str, np.
         elif np.issubdtype(dtype, np.integer):
             low, high = spec.range or (0, 2)
             feeds[spec.name] = rng.integers(low, high, size=spec.shape, dtype=dtype)
+        elif spec.range is not None:
+            feeds[spec.name] = rng.uniform(*spec.range, size=spec.shape).astype(dtype)
         else:
             feeds[spec.name] = rng.standard_normal(spec.shape).astype(dtype)
     return feeds

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tv_ops
 
 SEED = 0
 IMAGE_ARCHS = {
@@ -67,6 +68,8 @@ def build_module(arch: str, attn_implementation: str | None = None) -> tuple[Any
     for BERT), whose scaled_dot_product_attention the legacy exporter supports from opset 14 only.
     """
     import torch
+
+    tv_ops.ensure_importable()  # transformers imports torchvision when it is installed
     import transformers
 
     specs = {**IMAGE_ARCHS, **TEXT_ARCHS}

@@ -54,6 +54,8 @@ s.run(None, feeds); sys.stderr.write("== second run ==\n"); sys.stderr.flush()
 def export_extra(name: str, path: Path) -> None:
     """ResNet-18 / ConvNeXt-tiny with random weights at 1x3x224x224 (torch legacy exporter, opset 17)."""
     import torch
+    import tv_ops
+    tv_ops.ensure_importable()  # transformers imports torchvision when it is installed
     import transformers
 
     config_name, kwargs = EXTRA[name]
