@@ -28,6 +28,8 @@ import corpus_zoo  # noqa: E402  (torchvision/timm/ultralytics too: a missing on
 BENCH_DIR = Path(__file__).resolve().parent
 RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
 SILERO = "silero-vad==6.2.3"
+NUDENET = "nudenet==3.4.2"
+DDDDOCR = "ddddocr==1.6.1"
 BERT_VOCAB = 30522
 GPT2_VOCAB = 50257
 T5_VOCAB = 32128
@@ -107,6 +109,7 @@ def model_specs() -> list[ModelSpec]:
     yolo, hf = partial(_torch, corpus_zoo.export_yolo), partial(_torch, corpus_zoo.export_transformers)
     timm_image = [InputSpec("input", "float32", [1, 3, 224, 224])]
     yolo_image = [InputSpec("images", "float32", [1, 3, 640, 640], range=(0, 1))]
+    yolo_image_320 = [InputSpec("images", "float32", [1, 3, 320, 320], range=(0, 1))]
     seg_image = [InputSpec("input", "float32", [1, 3, 520, 520])]
 
     def tokens(vocab: int) -> list[InputSpec]:
@@ -137,6 +140,24 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec("resnet50-dynamo-raw", dynamo(arch="resnet50", opset=18, optimize=False), image,
                   expect_batchnorm=True, optional=True,
                   notes=["unoptimized dynamo output (Shape/Expand/CastLike left in)"]),
+        # More wheels that ship trained models (optional: a failed download only skips them).
+        ModelSpec("nudenet-320n", _wheel(NUDENET, "nudenet/320n.onnx"), yolo_image_320, optional=True,
+                  notes=["a trained YOLOv8n (18 classes) exported by ultralytics 8.2.46 with dynamic batch, "
+                         "height and width (symbolic output length), opset 17, not slimmed"]),
+        ModelSpec("ddddocr-ocr", _wheel(DDDDOCR, "ddddocr/common.onnx"),
+                  [InputSpec("input1", "float32", [1, 1, 64, 160])], optional=True,
+                  notes=["captcha OCR (CNN + LSTM + Gemm), dynamic image width (160 here: a 100x40 image "
+                         "resized to height 64), opset 12; the declared output shape [1, seqlen] is wrong: "
+                         "onnxruntime returns [20, 1, 8210] (and warns)"]),
+        ModelSpec("ddddocr-ocr-int8", _wheel(DDDDOCR, "ddddocr/common_old.onnx"),
+                  [InputSpec("input1", "float32", [1, 1, 64, 160])], optional=True,
+                  notes=["older OCR model, dynamically quantized by onnxruntime's quantizer "
+                         "(DynamicQuantizeLinear + ConvInteger, MatMulInteger, com.microsoft "
+                         "DynamicQuantizeLSTM); imports several unused domains; same wrong declared output "
+                         "shape as ddddocr-ocr"]),
+        ModelSpec("ddddocr-det", _wheel(DDDDOCR, "ddddocr/common_det.onnx"),
+                  [InputSpec("images", "float32", [1, 3, 416, 416])], optional=True,
+                  notes=["YOLOX-style detector, static 416x416, decoding in the graph, opset 11"]),
         # torchvision (through bench/tv_ops.py), timm, ultralytics and small transformers text models.
         ModelSpec("tv-fasterrcnn-mbv3-320",
                   tv(arch="fasterrcnn_mobilenet_v3_large_320_fpn", task="detection"),
