@@ -7,7 +7,6 @@ import heapq
 from typing import Callable, Sequence
 
 from graphopt import Graph, Node, Value
-from graphopt.analyses.lifetimes import top_level_node
 
 
 def reads(node: Node, graph: Graph) -> list[Value]:
@@ -18,7 +17,7 @@ def reads(node: Node, graph: Graph) -> list[Value]:
         for sub in inner:
             for value in sub.inputs:
                 producer = value.producer if value is not None else None
-                if producer is not None and producer not in inner and top_level_node(producer, graph):
+                if producer is not None and producer not in inner and graph.local_holder(producer):
                     found.append(value)
     return found
 
@@ -34,7 +33,7 @@ def memory_greedy_order(graph: Graph, size_of: Callable[[Value], int]) -> list[N
         deps = set()
         for value in node_reads[node]:
             producer = value.producer
-            holder = top_level_node(producer, graph) if producer is not None else None
+            holder = graph.local_holder(producer) if producer is not None else None
             if holder is not None and holder is not node:
                 deps.add(holder)
                 remaining_reads[value] = remaining_reads.get(value, 0) + 1
@@ -87,7 +86,7 @@ def is_valid_order(order: Sequence[Node], graph: Graph) -> bool:
     for node in order:
         for value in reads(node, graph):
             producer = value.producer
-            holder = top_level_node(producer, graph) if producer is not None else None
+            holder = graph.local_holder(producer) if producer is not None else None
             if holder is not None and holder is not node and holder not in seen:
                 return False
         seen.add(node)

@@ -55,16 +55,6 @@ def tensor_bytes(value: Value) -> int | None:
     return count * itemsize
 
 
-def top_level_node(node: Node, graph: Graph) -> Node | None:
-    """The node of ``graph`` that holds ``node`` (itself, or the If/Loop/Scan around its body)."""
-    while node.graph is not None and node.graph is not graph:
-        parent = node.graph.parent
-        if parent is None:
-            return None
-        node = parent
-    return node if node.graph is graph else None
-
-
 def planned_values(graph: Graph, order: Sequence[Node]) -> list[Value]:
     """Node outputs of ``graph`` in production order (omitted optional outputs left out)."""
     found: list[Value] = []
@@ -83,7 +73,7 @@ def last_reads(graph: Graph, order: Sequence[Node], values: Iterable[Value]) -> 
     for value in values:
         end = -1
         for user, _ in value.iter_uses():
-            holder = user if user.graph is graph else top_level_node(user, graph)
+            holder = user if user.graph is graph else graph.local_holder(user)
             if holder is not None and holder in step:
                 end = max(end, step[holder])
         last[value] = end

@@ -218,10 +218,15 @@ class Graph:
     def local_producer(self, value: Value) -> Node | None:
         """The node of this graph that defines ``value``: its producer, or the node holding the subgraph
         where it is produced; None for inputs, constants and values of enclosing graphs."""
-        producer = value.producer
-        while producer is not None and producer.graph is not self:
-            producer = producer.graph.parent if producer.graph is not None else None
-        return producer
+        return self.local_holder(value.producer) if value.producer is not None else None
+
+    def local_holder(self, node: Node) -> Node | None:
+        """The node of this graph that is ``node`` or holds the subgraph where it lives; None when
+        ``node`` is not inside this graph."""
+        holder: Node | None = node
+        while holder is not None and holder.graph is not self:
+            holder = holder.graph.parent if holder.graph is not None else None
+        return holder
 
     def ancestors(self) -> Iterator[Graph]:
         """This graph, then each enclosing graph outwards."""

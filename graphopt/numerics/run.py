@@ -3,41 +3,22 @@ not ORT's)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import onnx
 import onnx.numpy_helper
 
-from graphopt.errors import RuntimeCheckError
+from graphopt.numerics.custom_ops import CustomOp, find_custom_ops
+from graphopt.numerics.session import INLINE_LIMIT, ModelSession, Prepared, session_options
 
-INLINE_LIMIT = 1_500_000_000  # above this a model is run from a temporary file with external data
-
-
-def session_options() -> Any:
-    """ORT options for checks: no graph optimisation, quiet logs, deterministic thread count."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 4  # failures reach the user as one GraphoptError line, not ORT logs
-    opts.intra_op_num_threads = 1 if (os.cpu_count() or 1) <= 2 else 2
-    opts.inter_op_num_threads = 1
-    return opts
+__all__ = ["INLINE_LIMIT", "ModelSession", "open_session", "run_model", "run_proto", "session_options"]
 
 
 INTEGER_DIVISION = ("Div", "Mod")
-_CHILD = r"""
-import pickle, sys, numpy as np, onnxruntime as ort
-from graphopt.numerics.run import session_options, _run
-with open(sys.argv[2], "rb") as f:
-    feeds = pickle.load(f)
-session = ort.InferenceSession(sys.argv[1], session_options(), providers=["CPUExecutionProvider"])
-with open(sys.argv[3], "wb") as f:
-    pickle.dump(_run(session, feeds, sys.argv[4]), f)
-"""
 
 
 FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
@@ -84,101 +65,97 @@ def _proto_divisions(graph: onnx.GraphProto, types: dict[str, int] | None = None
                 yield from _proto_divisions(body, types)
 
 
-def _run_in_child(data: bytes, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any]:
-    """Run in a separate Python process, so that a crash of onnxruntime is an error, not our death."""
-    import pickle
-    import signal
-    import subprocess
-    import sys
-
-    with tempfile.TemporaryDirectory(prefix="graphopt-run-") as folder:
-        paths = [os.path.join(folder, name) for name in ("model.onnx", "feeds.pkl", "out.pkl")]
-        with open(paths[0], "wb") as f:
-            f.write(data)
-        with open(paths[1], "wb") as f:
-            pickle.dump(feeds, f)
-        child = subprocess.run([sys.executable, "-c", _CHILD, *paths, what], capture_output=True, text=True)
-        if child.returncode < 0:
-            name = signal.Signals(-child.returncode).name
-            raise RuntimeCheckError(f"onnxruntime crashed ({name}) running the {what}"
-                                    + (": an integer division by zero or of the smallest integer by -1?"
-                                       if name == "SIGFPE" else ""))
-        if child.returncode != 0:
-            lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
-            message = lines[-1] if lines else f"exit code {child.returncode}"
-            raise RuntimeCheckError(message.split("RuntimeCheckError: ", 1)[-1][:400])
-        with open(paths[2], "rb") as f:
-            return pickle.load(f)  # noqa: S301 - written just now by our own child process
+def _proto_custom_ops(proto: onnx.ModelProto) -> tuple[CustomOp, ...]:
+    def nodes(graph: onnx.GraphProto) -> Any:
+        for node in graph.node:
+            yield node
+            for attr in node.attribute:
+                for body in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                    yield from nodes(body)
+    return find_custom_ops(nodes(proto.graph), [(f.domain, f.name) for f in proto.functions])
 
 
-def run_proto(proto: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray],
-              what: str = "model", isolate: bool | None = None) -> dict[str, Any]:
-    """Run a model (proto or serialized bytes) and return its outputs by name; ``isolate`` (default:
-    when a parsed proto has Div/Mod) runs it in a child process."""
-    import onnxruntime as ort
-
-    data = proto if isinstance(proto, bytes) else proto.SerializeToString()
+def prepare_proto(proto: onnx.ModelProto | bytes, isolate: bool | None = None) -> Prepared:
+    """What a session over a proto (or serialized bytes) is built from; ``isolate`` defaults to
+    "a parsed proto has an integer Div/Mod"."""
+    parsed = proto if isinstance(proto, onnx.ModelProto) else None
     if isolate is None:
-        isolate = not isinstance(proto, bytes) and has_integer_division(_proto_divisions(proto.graph))
-    if isolate:
-        return _run_in_child(data, feeds, what)
-    try:
-        session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise RuntimeCheckError(f"onnxruntime cannot load the {what}: {_first_line(exc)}") from None
-    return _run(session, feeds, what)
+        isolate = parsed is not None and has_integer_division(_proto_divisions(parsed.graph))
+    data = proto if isinstance(proto, bytes) else proto.SerializeToString()
+    return Prepared(data, isolate=isolate, custom_ops=_proto_custom_ops(parsed) if parsed else ())
 
 
-def _weights_as_inputs(model: Any, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any] | None:
-    """Run a huge model with its main-graph weights turned into graph inputs fed from the IR's own
-    (memory-mapped) arrays: onnxruntime reads them in place, so no copy of the weights is written or
-    held a second time. None when even the weightless model is too large to pass in memory."""
-    from graphopt.onnx_io.exporter import export_with_names
+def prepare_model(model: Any, extra_outputs: Sequence[Any] = ()) -> tuple[Prepared, dict[Any, str]]:
+    """What a session over an IR model is built from, with ``extra_outputs`` (values of the main graph)
+    added as graph outputs; also returns the name each extra value was given. Huge models run with
+    their weights fed as inputs from the IR's own (memory-mapped) arrays; beyond that, from a
+    temporary folder with external data (without extra outputs)."""
+    from graphopt.onnx_io.exporter import export_parts_with_names, export_with_names
+    from graphopt.onnx_io.wire import write_model
 
+    isolate = has_integer_division(_ir_divisions(model))
+    custom = find_custom_ops(model.graph.all_nodes(), [(f.domain, f.name) for f in model.functions])
+    if model.const_bytes() < INLINE_LIMIT:
+        proto, parts, names = export_parts_with_names(model)
+        extra = _add_outputs(proto, extra_outputs, names)
+        buffer = io.BytesIO()
+        write_model(buffer, proto, parts)
+        return Prepared(buffer.getvalue(), isolate=isolate, custom_ops=custom), extra
     proto, names = export_with_names(model, skeleton=True)
     if proto.ByteSize() > INLINE_LIMIT:
-        return None
+        return Prepared(None, path=_external_copy(model), isolate=isolate, custom_ops=custom), {}
+    extra = _add_outputs(proto, extra_outputs, names)
     interface = {names[v] for v in model.graph.inputs}
     by_name = {names[v]: v for v in model.graph.consts if v in names}
     weights = {i.name: by_name[i.name].const.numpy() for i in proto.graph.input
                if i.name not in interface and i.name in by_name}
-    isolate = has_integer_division(_ir_divisions(model))
-    return run_proto(proto.SerializeToString(), {**feeds, **weights}, what, isolate=isolate)
+    return Prepared(proto.SerializeToString(), fixed_feeds=weights, isolate=isolate, custom_ops=custom), extra
 
 
-def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model") -> dict[str, Any]:
-    """Run an IR Model; huge models go through a temporary folder with external data."""
-    from graphopt.onnx_io.save import model_bytes, save_model
-
-    isolate = has_integer_division(_ir_divisions(model))
-    if model.const_bytes() < INLINE_LIMIT:
-        return run_proto(model_bytes(model), feeds, what, isolate=isolate)
-    import onnxruntime as ort
-
-    weightless = _weights_as_inputs(model, feeds, what)
-    if weightless is not None:
-        return weightless
-    with tempfile.TemporaryDirectory(prefix="graphopt-check-") as folder:
-        path = os.path.join(folder, "model.onnx")
-        save_model(model, path, external_data=True)
-        try:
-            session = ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise RuntimeCheckError(f"onnxruntime cannot load the {what}: {_first_line(exc)}") from None
-        return _run(session, feeds, what)
+def _add_outputs(proto: onnx.ModelProto, values: Sequence[Any], names: dict[Any, str]) -> dict[Any, str]:
+    """Append ``values`` as untyped graph outputs (onnxruntime infers their types)."""
+    present = {o.name for o in proto.graph.output}
+    added: dict[Any, str] = {}
+    for value in values:
+        name = names.get(value)
+        if name and name not in present:
+            proto.graph.output.append(onnx.ValueInfoProto(name=name))
+            present.add(name)
+        if name:
+            added[value] = name
+    return added
 
 
-def _run(session: Any, feeds: dict[str, np.ndarray], what: str) -> dict[str, Any]:
-    names = [o.name for o in session.get_outputs()]
-    # IR < 4 initializers that are also graph inputs can be overridden: feed them too
-    wanted = {i.name for i in [*session.get_inputs(), *session.get_overridable_initializers()]}
-    try:
-        values = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
-    except Exception as exc:
-        raise RuntimeCheckError(f"onnxruntime failed to run the {what}: {_first_line(exc)}") from None
-    return dict(zip(names, values))
+_TEMP_FOLDERS: list[tempfile.TemporaryDirectory] = []  # noqa: RUF012 - live as long as the process
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:400] if text else type(exc).__name__
+def _external_copy(model: Any) -> str:
+    """Save a huge model with external data into a temporary folder removed at exit."""
+    from graphopt.onnx_io.save import save_model
+
+    folder = tempfile.TemporaryDirectory(prefix="graphopt-check-")
+    _TEMP_FOLDERS.append(folder)
+    path = os.path.join(folder.name, "model.onnx")
+    save_model(model, path, external_data=True)
+    return path
+
+
+def open_session(model: Any, what: str = "model", *, extra_outputs: Sequence[Any] = (),
+                 libraries: Sequence[str] = ()) -> tuple[ModelSession, dict[Any, str]]:
+    """A reusable session over an IR model (see prepare_model) and the names of ``extra_outputs``."""
+    prepared, names = prepare_model(model, extra_outputs)
+    return ModelSession(prepared, what, libraries), names
+
+
+def run_proto(proto: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray],
+              what: str = "model", isolate: bool | None = None,
+              libraries: Sequence[str] = ()) -> dict[str, Any]:
+    """Run a model (proto or serialized bytes) once and return its outputs by name; ``isolate``
+    (default: when a parsed proto has Div/Mod) runs it in a child process."""
+    return ModelSession(prepare_proto(proto, isolate), what, libraries).run(feeds)
+
+
+def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model",
+              libraries: Sequence[str] = ()) -> dict[str, Any]:
+    """Run an IR Model once and return its outputs by name."""
+    return open_session(model, what, libraries=libraries)[0].run(feeds)

@@ -62,6 +62,13 @@ def export_parts(model: Model, *, external: ExternalDataPlan | None = None
     return proto, parts
 
 
+def export_parts_with_names(model: Model) -> tuple[onnx.ModelProto, list[bytes | memoryview],
+                                                   dict[Value, str]]:
+    """``export_parts`` that also returns the name given to each value (to fetch intermediates)."""
+    proto, names, parts = _export(model, None, False, defer=True)
+    return proto, parts, names
+
+
 def _export(model: Model, external: ExternalDataPlan | None, skeleton: bool, defer: bool
             ) -> tuple[onnx.ModelProto, dict[Value, str], list[bytes | memoryview]]:
     exporter = _Exporter(model, external, skeleton)

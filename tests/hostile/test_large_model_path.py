@@ -15,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphopt.numerics.run as run_module
+import graphopt.numerics.session as session_module
 import graphopt.onnx_io.save as save_module
 from graphopt.cli import main
 
@@ -48,12 +49,12 @@ def test_a_model_over_the_limits_is_checked_and_written_with_external_data(
     monkeypatch.setattr(save_module, "AUTO_EXTERNAL_BYTES", 1000)
     monkeypatch.setattr(run_module, "INLINE_LIMIT", 1000)
     fed: list[set[str]] = []
-    real_run = run_module.run_proto
+    real_run = session_module.ModelSession.run
 
-    def spy(proto, feeds, what="model", **kwargs):  # type: ignore[no-untyped-def]
-        fed.append(set(feeds))
-        return real_run(proto, feeds, what, **kwargs)
-    monkeypatch.setattr(run_module, "run_proto", spy)
+    def spy(self, feeds, outputs=None):  # type: ignore[no-untyped-def]
+        fed.append(set(feeds) | set(self.prepared.fixed_feeds or {}))
+        return real_run(self, feeds, outputs)
+    monkeypatch.setattr(session_module.ModelSession, "run", spy)
     out = tmp_path / "out" / "big.opt.onnx"
     out.parent.mkdir()
     assert main(["optimize", str(source), "-o", str(out)]) == 0
