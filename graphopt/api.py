@@ -16,13 +16,11 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from graphopt.errors import NumericMismatchError, PassFailedError, RuntimeCheckError, UsageError
+from graphopt.errors import NumericMismatchError, PassFailedError, UsageError
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
-from graphopt.numerics.check import NumericCheck
-from graphopt.numerics.feeds import make_feeds
-from graphopt.numerics.interface import interface_perms
-from graphopt.numerics.run import run_model
+from graphopt.numerics.check import NumericCheck, describe_inputs, prepare_check
+from graphopt.numerics.user_inputs import build_request
 from graphopt.onnx_io.importer import import_model, load_model
 from graphopt.onnx_io.save import save_model
 from graphopt.pass_infra.instruments import DumpIR, VerifyIR
@@ -49,7 +47,11 @@ class OptimizeOptions:
     disable: tuple[str, ...] = ()
     seed: int = 0
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    inputs: dict[str, np.ndarray] | None = None
+    inputs: dict[str, Any] | None = None  # whole arrays by input name (a list for a sequence input)
+    input_values: dict[str, np.ndarray] = field(default_factory=dict)  # fill values (scalars broadcast)
+    input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # inclusive [lo, hi]
+    check_iterations: int = 1  # seeded input sets every check compares
+    custom_op_libraries: tuple[str, ...] = ()  # onnxruntime custom-op libraries for the checks
     tolerance: tuple[float, float] | None = None
     plugins: tuple[str, ...] = ()
     verify: bool = True
@@ -71,6 +73,24 @@ class OptimizeResult:
     check_mode: str
     check_sessions: int = 0
     final_check: dict[str, Any] | None = None
+    check_inputs: dict[str, Any] | None = None  # what the check inputs are and why (describe_inputs)
+
+    def strict_problems(self) -> list[str]:
+        """What ``--strict`` refuses: rollbacks (other than the never-worse rule's), weak or failed
+        checks, a failed final check, or no checks at all."""
+        if self.check_mode == "off":
+            return ["checks are off"]
+        problems = [f"pass {r.name!r} rolled back ({r.cause or 'failed'}): {r.failure}"
+                    for r in self.report.rolled_back if r.cause != "never-worse"]
+        problems += [f"pass {r.name!r}: weak check ({r.checks['numeric'].get('unproven_nodes', 0)} changed "
+                     "node(s) reach no informative tensor)" for r in self.report.records
+                     if r.status == "changed" and r.checks.get("numeric", {}).get("strength") == "weak"]
+        final = self.final_check or {}
+        if final.get("strength") == "weak":
+            problems.append("final check: weak")
+        if final.get("failure"):
+            problems.append(f"final check failed: {final['failure']}")
+        return problems
 
     def save(self, path: str, *, external_data: bool | None = None, threshold: int = 1024) -> None:
         """Write the optimized model atomically (see graphopt.onnx_io.save_model)."""
@@ -111,6 +131,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     opts = options or OptimizeOptions()
     if overrides:
         opts = OptimizeOptions(**{**opts.__dict__, **overrides})
+    if opts.check_iterations < 1:
+        raise UsageError(f"check_iterations must be at least 1, not {opts.check_iterations}")
     if opts.check not in CHECK_MODES:
         raise UsageError(f"check must be one of {', '.join(CHECK_MODES)}, not {opts.check!r}")
     if opts.on_failure not in ("rollback", "raise"):
@@ -135,6 +157,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
     checker = _make_checker(model, opts) if opts.check != "off" else None
     original = clone_model(model) if opts.check == "final" else None
+    if checker is None and opts.custom_op_libraries:
+        raise UsageError("--custom-op-library is only used by the numeric checks, which are off")
     instruments: list[Any] = [VerifyIR()] if opts.verify else []
     if checker is not None and opts.check == "each":
         instruments.append(checker)
@@ -150,8 +174,11 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if opts.opset is not None:
         _check_standard(model, opts.opset)
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
+    if checker is not None:
+        result.check_inputs = describe_inputs(checker.inputs)
     if checker is not None and opts.check == "final":
-        _final_check(result, checker, original, opts)
+        assert original is not None
+        _final_check(result, checker, original, opts, steps, progress)
     result.ops_after = op_histogram(result.model)
     result.check_sessions = checker.sessions if checker is not None else 0
     return result
@@ -178,26 +205,83 @@ def _check_standard(model: Model, opset: int) -> None:
 
 
 def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:
-    feeds = make_feeds(model, seed=opts.seed, shapes=opts.input_shapes, given=opts.inputs)
-    try:
-        reference = run_model(model, feeds, what="original model")
-    except RuntimeCheckError as exc:
-        shapes = ", ".join(f"{k}={list(v.shape)}" for k, v in feeds.items())
-        raise RuntimeCheckError(f"{exc} [generated check inputs: {shapes}; give realistic ones with "
-                                "--input-shape NAME=DIMS or --inputs FILE.npz, or use --check off]") from None
-    base_inputs, base_outputs = interface_perms(model)  # a file converted before: checks are relative
-    return NumericCheck(feeds, reference, opts.tolerance, base_inputs, base_outputs)
+    """Validate what the user said about inputs, choose the rest from the model, capture the reference."""
+    request = build_request(model, opts.input_shapes, opts.inputs, opts.input_values, opts.input_ranges)
+    for path in opts.custom_op_libraries:
+        if not os.path.isfile(path):
+            raise UsageError(f"--custom-op-library {path}: no such file (give the path of the shared "
+                             "library that registers the ops, e.g. a .so built against onnxruntime)")
+    return prepare_check(model, request, seed=opts.seed, iterations=opts.check_iterations,
+                         tolerance=opts.tolerance, libraries=opts.custom_op_libraries)
 
 
-def _final_check(result: OptimizeResult, checker: NumericCheck, original: Model | None,
-                 opts: OptimizeOptions) -> None:
+def _final_check(result: OptimizeResult, checker: NumericCheck, original: Model, opts: OptimizeOptions,
+                 steps: list[Any], progress: Callable[[PassRecord], None] | None) -> None:
+    """Check the result once; on a failure, bisect the changing passes to the first one whose output
+    diverges, roll back only that one and resume from the model before it with per-pass checks."""
     record = PassRecord("final-check")
-    failure = checker.check(record, result.model)
+    failure = checker.check(record, result.model, what="optimized model")
     result.final_check = dict(record.checks.get("numeric", {}), failure=failure)
     if failure is None:
         return
     if opts.on_failure == "raise":
         raise NumericMismatchError(f"the optimized model is not equivalent: {failure}")
-    assert original is not None
-    result.model = original
-    result.report.warnings.append(f"final check failed, original model kept: {failure}")
+    changed = [r for r in result.report.records if r.status == "changed"]
+    good, culprit, outcome = _bisect(original, changed, checker)
+    records = result.report.records
+    if culprit is not None:
+        culprit.status, culprit.cause = "rolled-back", "check"
+        culprit.failure = (f"{outcome} (found by bisecting the {len(changed)} changing passes after the "
+                           "final check failed)")
+        culprit.checks["numeric"] = {**culprit.checks.get("numeric", {}), "ok": False, "strength": "failed",
+                                     "error": outcome}
+        kept = records[:records.index(culprit) + 1]
+        how = f"bisected to pass {culprit.name!r}, rolled back"
+    else:
+        kept = []
+        how = "the failure did not reproduce pass by pass, so every pass was re-run from the original"
+    result.report.warnings.append(f"final check failed: {failure}; {how}; the passes after it were re-run "
+                                  "with per-pass checks")
+    instruments: list[Any] = [VerifyIR()] if opts.verify else []
+    manager = PassManager(steps, [*instruments, checker], frozenset(opts.disable), "rollback",
+                          progress=progress, pipeline_text=format_pipeline(steps),
+                          never_worse=opts.never_worse)
+    resumed = manager.run(good)
+    for rec in resumed.records:
+        rec.history = [*(r.step or r.name for r in kept if r.status == "changed"), *rec.history]
+    result.report.records = kept + resumed.records
+    result.report.warnings.extend(resumed.warnings)
+    result.model = good
+
+
+def _bisect(original: Model, changed: list[PassRecord],
+            checker: NumericCheck) -> tuple[Model, PassRecord | None, str | None]:
+    """The model before the first changing pass whose replayed output fails the check, that pass and
+    its failure; (original, None, None) when replaying every pass does not reproduce the failure."""
+    if not changed:
+        return clone_model(original), None, None
+    good_index, good = 0, clone_model(original)
+    bad_index, failure = len(changed), None
+    while bad_index - good_index > 1:
+        middle = (good_index + bad_index) // 2
+        model = _replay(good, changed[good_index:middle])
+        found = checker.outcome(model, "model replayed for bisection").failure
+        if found is None:
+            good_index, good = middle, model
+        else:
+            bad_index, failure = middle, found
+    if failure is None:  # the whole sequence has not been replayed yet: confirm the failure
+        model = _replay(good, changed[good_index:bad_index])
+        failure = checker.outcome(model, "model replayed for bisection").failure
+    if failure is None:
+        return clone_model(original), None, None
+    return good, changed[bad_index - 1], failure
+
+
+def _replay(model: Model, records: list[PassRecord]) -> Model:
+    """A copy of ``model`` with the passes of ``records`` applied in order (their options included)."""
+    copy = clone_model(model)
+    for record in records:
+        for step in pass_steps(parse_pipeline(record.step or record.name)):
+            DEFAULT_REGISTRY.create(step.name, step.options).run(copy)
+    return copy

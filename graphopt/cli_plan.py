@@ -58,12 +58,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from graphopt.memory.execute import check_by_execution
     from graphopt.memory.plot import plan_svg
     from graphopt.memory.verify import check_plan
-    from graphopt.numerics.feeds import load_npz, make_feeds, parse_shape_overrides
+    from graphopt.numerics.feeds import make_feeds
+    from graphopt.numerics.user_inputs import load_arrays, parse_shapes
     from graphopt.onnx_io import export_model
 
     if args.alignment < 1:
         raise UsageError("--alignment must be at least 1")
-    shapes = {k: list(v) for k, v in parse_shape_overrides(args.input_shape).items()}
+    shapes = {k: list(v) for k, v in parse_shapes(args.input_shape).items()}
     if args.inputs and not os.path.isfile(args.inputs):
         raise UsageError(f"--inputs {args.inputs}: no such file")
     text = pipeline_text(shapes, args.inplace, args.order, args.alignment, args.inputs)
@@ -82,7 +83,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"planned in {seconds:.3f}s (load and save included); verified: no two live tensors share "
           "bytes except declared views and in-place writes")
     if args.execute:
-        given = load_npz(args.inputs) if args.inputs else None
+        given = load_arrays(args.inputs) if args.inputs else None
         feeds = make_feeds(model, seed=args.seed, shapes=shapes or None, given=given)
         mismatches = check_by_execution(proto, plan, feeds)
         if mismatches:

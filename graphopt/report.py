@@ -36,9 +36,7 @@ def pass_table(result: OptimizeResult) -> str:
     width = max([24, *(len(rec.name) for rec in result.report.records)])
     lines = [f"{'pass':<{width}} {'status':<12} {'time':>8} {'nodes':>13} {'weights Δ':>11}  check"]
     for rec in result.report.records:
-        check = rec.checks.get("numeric")
-        check_text = "-" if not check else (
-            f"ok (rel {check['max_rel']:.1e})" if check.get("ok") else "FAILED")
+        check_text = check_text_of(rec.checks.get("numeric"))
         nodes = f"{rec.nodes_before}->{rec.nodes_after}"
         delta = format_bytes(rec.bytes_after - rec.bytes_before) if rec.bytes_after != rec.bytes_before \
             else "0"
@@ -46,6 +44,39 @@ def pass_table(result: OptimizeResult) -> str:
                      f"{delta:>11}  {check_text}")
         if rec.failure:
             lines.append(f"    ! {rec.failure}")
+    return "\n".join(lines)
+
+
+def check_text_of(check: dict[str, Any] | None) -> str:
+    """``ok (rel 3.1e-07, 41 tensors)``, ``weak (...)``, ``unchanged`` or ``FAILED`` for a check record."""
+    if not check:
+        return "-"
+    strength = check.get("strength", "ok" if check.get("ok") else "failed")
+    if strength == "failed" or not check.get("ok", True):
+        first = check.get("first_diverging")
+        return f"FAILED at {first!r}" if first else "FAILED"
+    if strength == "unchanged":
+        return "unchanged (no numeric change)"
+    tensors = check.get("compared", 0)
+    detail = f"rel {check.get('max_rel', 0.0):.1e}" + (f", {tensors} tensors" if tensors else "")
+    if strength == "weak":
+        return f"weak ({detail}; {check.get('unproven_nodes', 0)} changed nodes unproven)"
+    return f"ok ({detail})"
+
+
+def check_inputs_text(described: dict[str, Any]) -> str:
+    """The check inputs, one line each, and what made the reference weak (if anything)."""
+    sets = described.get("sets", 1)
+    lines = [f"check inputs ({sets} set{'s' if sets != 1 else ''}, chosen in {described.get('trials', 0)} "
+             "trial run(s) of the original):"]
+    lines += [f"  {name}: {note}" for name, note in described.get("inputs", {}).items()]
+    for number, differing in enumerate(described.get("other_sets", []), start=2):
+        same = "" if differing else " same as set 1 but for the random values"
+        lines.append(f"  set {number}:{same} " + "; ".join(f"{k}: {v}" for k, v in differing.items()))
+    for output, why in described.get("weak_outputs", {}).items():
+        lines.append(f"  weak output {output!r}: {why}")
+    for skipped in described.get("skipped_sets", []):
+        lines.append(f"  skipped {skipped}")
     return "\n".join(lines)
 
 
@@ -89,6 +120,7 @@ def json_report(result: OptimizeResult, extra: dict[str, Any]) -> str:
         "check": result.check_mode,
         "check_sessions": result.check_sessions,
         "final_check": result.final_check,
+        "check_inputs": result.check_inputs,
         "warnings": result.report.warnings,
         "nodes_before": sum(result.ops_before.values()),
         "nodes_after": sum(result.ops_after.values()),

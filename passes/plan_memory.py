@@ -11,7 +11,7 @@ from graphopt.analyses.lifetimes import Lifetime, lifetimes, measure_sizes, peak
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import UsageError
 from graphopt.memory import METADATA_KEY, MemoryPlan, Placement
-from graphopt.numerics.feeds import load_npz
+from graphopt.numerics.user_inputs import load_arrays
 
 from .memory_alias import Sharing, share_buffers
 from .memory_offsets import Block, align, assign_offsets, lower_bound
@@ -75,7 +75,7 @@ class PlanMemory:
     def run(self, model: Model) -> PassResult:
         graph = self._graph = model.graph
         refresh_types(model)
-        given = load_npz(self.inputs) if self.inputs else None
+        given = load_arrays(self.inputs) if self.inputs else None
         measure = measure_sizes(model, self._shapes, given)
         sizes: dict[Value, int | None] = {}
 

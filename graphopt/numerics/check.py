@@ -1,37 +1,34 @@
-"""The per-pass numeric equivalence check: the product's promise, as a pass-manager instrument."""
+"""The per-pass numeric equivalence check: the product's promise, as a pass-manager instrument.
+
+``prepare_check`` chooses inputs that exercise the original (see graphopt.numerics.choose) and captures
+its outputs and intermediate tensors once; each check then costs one onnxruntime session on the changed
+model, comparing outputs on every input set and the tensors that kept their names downstream of what
+the pass changed (see graphopt.numerics.reference).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
-import numpy as np
-
-from graphopt.errors import RuntimeCheckError
 from graphopt.ir.model import Model
-from graphopt.numerics.compare import Mismatch, compare_outputs, max_errors
-from graphopt.numerics.interface import adapt_feeds, adapt_outputs
-from graphopt.numerics.run import run_model
+from graphopt.numerics.choose import CheckInputs, choose_inputs
+from graphopt.numerics.reference import Outcome, Reference, capture, check, intermediates
+from graphopt.numerics.run import open_session
+from graphopt.numerics.synthesize import Request
 from graphopt.pass_infra.base import PassResult
 from graphopt.pass_infra.manager import PassRecord
 
 
 @dataclass
 class NumericCheck:
-    """Compares each changed model's outputs with the original's reference outputs.
+    """Compares each changed model with the original's reference; a failure rolls the pass back."""
 
-    The reference is computed once; each check costs one onnxruntime session on the changed model.
-    A model whose interface layout was changed (see graphopt.numerics.interface) is fed and compared in
-    the original layout.
-    """
-
-    feeds: dict[str, np.ndarray]
-    reference: dict[str, Any]
-    tolerance: tuple[float, float] | None = None
-    base_inputs: dict[str, list[int]] = field(default_factory=dict)  # interface perms of the reference
-    base_outputs: dict[str, list[int]] = field(default_factory=dict)
+    reference: Reference
+    inputs: CheckInputs
     sessions: int = 0
-    failures: list[tuple[str, list[Mismatch]]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    cause: str = "check"  # how the pass manager labels the rollbacks this instrument causes
 
     def before_pass(self, record: PassRecord, model: Model) -> None:
         """Nothing to do before a pass."""
@@ -42,20 +39,36 @@ class NumericCheck:
             return None
         return self.check(record, model)
 
-    def check(self, record: PassRecord, model: Model) -> str | None:
-        """Run ``model`` and compare; records max errors on ``record.checks['numeric']``."""
-        self.sessions += 1
-        try:
-            feeds = adapt_feeds(model, self.feeds, self.base_inputs)
-            actual = adapt_outputs(model, run_model(model, feeds, what=f"model after pass {record.name!r}"),
-                                   self.base_outputs)
-        except RuntimeCheckError as exc:
-            record.checks["numeric"] = {"ok": False, "error": str(exc)}
-            return str(exc)
-        mismatches = compare_outputs(self.reference, actual, self.tolerance)
-        max_abs, max_rel = max_errors(self.reference, actual)
-        record.checks["numeric"] = {"ok": not mismatches, "max_abs": max_abs, "max_rel": max_rel}
-        if mismatches:
-            self.failures.append((record.name, mismatches))
-            return "numeric check failed: " + "; ".join(str(m) for m in mismatches[:3])
-        return None
+    def check(self, record: PassRecord, model: Model, what: str | None = None) -> str | None:
+        """Compare ``model`` with the reference; the outcome goes to ``record.checks['numeric']``."""
+        outcome = self.outcome(model, what or f"model after pass {record.name!r}")
+        record.checks["numeric"] = outcome.as_dict()
+        if outcome.failure is not None:
+            self.failures.append((record.name, outcome.failure))
+        return outcome.failure
+
+    def outcome(self, model: Model, what: str) -> Outcome:
+        """The comparison itself (one session unless nothing numeric changed)."""
+        outcome = check(self.reference, model, what)
+        if outcome.strength != "unchanged":
+            self.sessions += 1
+        return outcome
+
+
+def prepare_check(model: Model, request: Request | None = None, *, seed: int = 0, iterations: int = 1,
+                  tolerance: tuple[float, float] | None = None,
+                  libraries: Sequence[str] = ()) -> NumericCheck:
+    """Choose check inputs on the original and capture its reference (one session, a few runs)."""
+    session, names = open_session(model, "original model", extra_outputs=intermediates(model),
+                                  libraries=libraries)
+    inputs = choose_inputs(model, session, request, seed=seed, iterations=iterations, tolerance=tolerance)
+    reference = capture(model, session, names, inputs.feeds, inputs.outputs, tolerance,
+                        tuple(session.libraries))
+    return NumericCheck(reference, inputs)  # ``sessions`` counts the checks' own, on changed models
+
+
+def describe_inputs(inputs: CheckInputs) -> dict[str, Any]:
+    """What the check inputs are and why, as plain data (report and terminal)."""
+    return {"inputs": dict(inputs.notes), "dims": dict(inputs.dims), "sets": len(inputs.feeds),
+            "trials": inputs.trials, "other_sets": [dict(s) for s in inputs.other_sets],
+            "weak_outputs": dict(inputs.weak), "skipped_sets": list(inputs.skipped)}

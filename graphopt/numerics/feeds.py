@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import zipfile
 
 import numpy as np
 import onnx
@@ -89,28 +88,3 @@ def random_array(rng: np.random.Generator, elem_type: int, shape: tuple[int, ...
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, 2, size=shape).astype(dtype)
     return rng.standard_normal(size=shape).astype(np.float32).astype(dtype)
-
-
-def parse_shape_overrides(items: list[str]) -> dict[str, tuple[int, ...]]:
-    """Parse ``name=1,3,224,224`` strings from the command line."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for item in items:
-        name, sep, dims = item.rpartition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.split(",") if d.strip() != "")
-        except ValueError:
-            raise UsageError(f"--input-shape {item!r}: expected NAME=D0,D1,... with integers") from None
-        if any(d < 0 for d in shapes[name]):
-            raise UsageError(f"--input-shape {item!r}: dimensions must be >= 0")
-    return shapes
-
-
-def load_npz(path: str) -> dict[str, np.ndarray]:
-    """Load ``--inputs file.npz`` with a clear error."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"--inputs {path}: cannot read as .npz ({exc or type(exc).__name__})") from None

@@ -16,6 +16,8 @@ from graphopt.pass_infra.manager import PassRecord
 class VerifyIR:
     """Run the IR verifier after every pass that changed the model."""
 
+    cause = "verifier"  # how the pass manager labels the rollbacks this instrument causes
+
     def before_pass(self, record: PassRecord, model: Model) -> None:
         """Nothing to do before a pass."""
 

@@ -32,6 +32,7 @@ class PassRecord:
     bytes_after: int = 0
     stats: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
+    cause: str | None = None  # why it was rolled back: never-worse | raised | check | verifier | ...
     checks: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)  # passes that changed the model before this one
     rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule, for passes built on rules
@@ -140,9 +141,14 @@ class PassManager:
             if result.changed and self.never_worse \
                     and not getattr(pass_, "may_grow", False):
                 failure = _worse(record, model)
+                record.cause = "never-worse" if failure is not None else None
             for inst in self.instruments:
                 if failure is None:
                     failure = inst.after_pass(record, model, result)
+                    if failure is not None:
+                        record.cause = getattr(inst, "cause", type(inst).__name__)
+        elif failure is not None:
+            record.cause = "raised"
         if failure is not None:
             self._fail(record, model, snapshot, failure)
             self._idle_at[key] = self._generation

@@ -11,7 +11,7 @@ import pytest
 
 from graphopt.api import DEFAULT_PIPELINE
 from graphopt.cli import main
-from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.check import prepare_check
 from graphopt.numerics.run import run_proto
 from graphopt.onnx_io import load_model
 from graphopt.pass_infra.registry import PassRegistry
@@ -41,9 +41,14 @@ def test_check_of_a_model_and_its_optimized_version_is_equivalent(
     stdout, stderr = capsys.readouterr()
     assert stderr == ""
     number = r"(0|\d\.?\d*(?:e[-+]\d+)?)"
-    found = re.fullmatch(rf"equivalent: 1 outputs, max abs err {number}, max rel err {number}\n", stdout)
-    assert found is not None, stdout
-    max_abs, max_rel = float(found[1]), float(found[2])
+    lines = stdout.splitlines()
+    assert lines[:2] == ["check inputs (1 set, chosen in 1 trial run(s) of the original):",
+                         "  x: float32[1,3,16,16] ~N(0,1)"]
+    found = re.fullmatch(rf"equivalent: 1 outputs, (\d+) intermediate tensors compared, "
+                         rf"max abs err {number}, max rel err {number}", lines[2])
+    assert found is not None and len(lines) == 3, stdout
+    assert int(found[1]) > 0  # the tensors the optimized model kept by name are compared too
+    max_abs, max_rel = float(found[2]), float(found[3])
     assert 0 < max_abs < 1e-5 and 0 < max_rel < 1e-5
 
 
@@ -51,7 +56,7 @@ def test_check_of_an_altered_model_exits_1_and_names_the_output(
         tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Adding 1 to every logit: MISMATCH line with the errors, then the NOT equivalent summary."""
     altered = _altered(tiny_cnn, 1.0)
-    feeds = make_feeds(load_model(str(tiny_cnn)), seed=0)
+    feeds = prepare_check(load_model(str(tiny_cnn))).reference.feeds[0]  # the inputs check chooses
     expected = run_proto(onnx.load(str(tiny_cnn)), feeds)["logits"].astype(np.float64)
     actual = run_proto(onnx.load(str(altered)), feeds)["logits"].astype(np.float64)
     max_abs = float(np.max(np.abs(expected - actual)))
@@ -59,11 +64,9 @@ def test_check_of_an_altered_model_exits_1_and_names_the_output(
     assert main(["check", str(tiny_cnn), str(altered)]) == 1
     stdout, stderr = capsys.readouterr()
     assert stderr == ""
-    assert stdout.splitlines() == [
-        "MISMATCH output 'logits': values differ beyond rtol=0.0001, atol=1e-05 "
-        f"(max abs err {max_abs:.3g}, max rel err {max_rel:.3g})",
-        f"NOT equivalent: 1 outputs, max abs err {max_abs:.3g}, max rel err {max_rel:.3g}",
-    ]
+    assert stdout.splitlines()[-1] == (
+        "NOT equivalent: numeric check failed: output 'logits' (output of Add 'fc_add'): values differ "
+        f"beyond rtol=0.0001, atol=1e-05 (max abs err {max_abs:.3g}, max rel err {max_rel:.3g})")
 
 
 def test_check_tolerance_flags_can_accept_a_small_change(tiny_cnn: Path) -> None:
@@ -76,7 +79,8 @@ def test_check_tolerance_flags_can_accept_a_small_change(tiny_cnn: Path) -> None
 def test_check_input_shape_sets_the_batch(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--input-shape reaches the feeds of graphopt check."""
     assert main(["check", str(tiny_cnn), str(tiny_cnn), "--input-shape", "x=3,3,16,16"]) == 0
-    assert capsys.readouterr().out.startswith("equivalent: 1 outputs")
+    out = capsys.readouterr().out
+    assert "  x: float32[3,3,16,16] ~N(0,1)\n" in out and "\nequivalent: 1 outputs" in out
 
 
 def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(

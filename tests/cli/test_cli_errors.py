@@ -56,7 +56,8 @@ CASES: dict[str, tuple[Setup, int, str]] = {
     "bad_input_shape_syntax": (_opt("--input-shape", "x=a,b"), 2,
                                "--input-shape 'x=a,b': expected NAME=D0,D1,... with integers"),
     "bad_input_shape_rank": (_opt("--input-shape", "x=1,3"), 2,
-                             "--input-shape x has rank 2, the model declares rank 4"),
+                             "--input-shape x: shape [1, 3] has rank 2, the model declares "
+                             "x float32[N,3,16,16] (rank 4)"),
     "missing_plugin": (lambda f: _opt("--plugin", str(f / "nope.py"))(f), 2, "nope.py' not found"),
     "missing_inputs_npz": (lambda f: _opt("--inputs", str(f / "feeds.npz"))(f), 2,
                            "feeds.npz: cannot read as .npz"),

@@ -61,6 +61,12 @@ RULE_NAMES = {
 }
 
 
+def _numeric(record: dict) -> tuple[str, float, float]:
+    """A pass record's check strength and max errors (the record also counts tensors, nodes...)."""
+    numeric = record["checks"]["numeric"]
+    return numeric["strength"], numeric["max_abs"], numeric["max_rel"]
+
+
 def test_stats_prints_the_rule_table_between_the_pass_table_and_the_summary(
         tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--stats: a header, one line per rule that was attempted (attempts, matches, time), an indented
@@ -231,7 +237,8 @@ def test_layout_nhwc_makes_the_image_input_channels_last_through_one_transpose(
     nodes = ["16->17", "17->13", "13->9", "9->9", "9->9", "9->9", "9->8", "8->8", "8->8", "8->7", "7->7",
              *["7->7"] * 11]
     deltas = ["0", "-1.0 KB", "-8 B", "0", "0", "0", "-128 B", *["0"] * 15]
-    exact, rounded = r"ok \(rel 0\.0e\+00\)", r"ok \(rel [1-9]\.\de-0[5-8]\)"  # BN folding rounds
+    # BN folding rounds; the count is of intermediate tensors compared
+    exact, rounded = r"ok \(rel 0\.0e\+00, \d+ tensors\)", r"ok \(rel [1-9]\.\de-0[5-8], \d+ tensors\)"
     checks = [exact, exact, exact, "-", "-", "-", rounded, "-", "-", rounded, *["-"] * 12]
     assert len(pass_lines) == len(LAYOUT_RUN) == len(nodes) == len(deltas) == len(checks) == 22
     for line, (name, status), node, delta, check in zip(pass_lines, LAYOUT_RUN, nodes, deltas, checks):
@@ -254,7 +261,7 @@ def test_layout_nhwc_makes_the_image_input_channels_last_through_one_transpose(
     assert layout["stats"] == {"inputs_converted": 1}
     assert (layout["nodes_before"], layout["nodes_after"]) == (16, 17)
     assert (layout["bytes_before"], layout["bytes_after"]) == (4736, 4736)
-    assert layout["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert _numeric(layout) == ("ok", 0.0, 0.0)
     assert (data["nodes_before"], data["nodes_after"]) == (16, 7)
     assert data["ops_after"] == {"Conv": 2, "Gemm": 1, "GlobalAveragePool": 1, "Relu": 1, "Reshape": 1,
                                  "Transpose": 1}
@@ -377,7 +384,7 @@ def test_allow_worse_or_may_grow_keeps_a_pass_that_adds_a_node(
     rec = data["passes"][0]
     assert (rec["nodes_before"], rec["nodes_after"]) == (16, 17)
     assert (rec["bytes_before"], rec["bytes_after"]) == (4736, 4736)
-    assert rec["checks"] == {"numeric": {"ok": True, "max_abs": 0.0, "max_rel": 0.0}}
+    assert _numeric(rec) == ("ok", 0.0, 0.0)
     assert (data["nodes_after"], data["ops_after"]["Identity"], data["check_sessions"]) == (17, 2, 1)
     assert _ops(out) == OPS_WITH_IDENTITY
 

@@ -12,7 +12,8 @@ from onnx import helper as h
 
 from graphopt import Model, import_model
 from graphopt.errors import UsageError
-from graphopt.numerics.feeds import input_specs, load_npz, make_feeds, parse_shape_overrides
+from graphopt.numerics.feeds import input_specs, make_feeds
+from graphopt.numerics.user_inputs import load_arrays, parse_shapes
 
 
 def _model(*inputs: onnx.ValueInfoProto, initializers: tuple[onnx.TensorProto, ...] = ()) -> Model:
@@ -115,9 +116,9 @@ def test_non_tensor_input_asks_for_an_inputs_file() -> None:
     (["scalar="], {"scalar": ()}),
     (["a=b=2"], {"a=b": (2,)}),
 ])
-def test_parse_shape_overrides(items: list[str], expected: dict[str, tuple[int, ...]]) -> None:
+def test_parse_shapes(items: list[str], expected: dict[str, tuple[int, ...]]) -> None:
     """NAME=D0,D1,... with the name everything before the last '='."""
-    assert parse_shape_overrides(items) == expected
+    assert parse_shapes(items) == expected
 
 
 @pytest.mark.parametrize("item,reason", [
@@ -130,22 +131,22 @@ def test_parse_shape_overrides(items: list[str], expected: dict[str, tuple[int, 
 def test_bad_shape_override_is_a_usage_error(item: str, reason: str) -> None:
     """The message quotes the item and says what is expected."""
     with pytest.raises(UsageError) as info:
-        parse_shape_overrides([item])
+        parse_shapes([item])
     assert str(info.value) == f"--input-shape {item!r}: {reason}"
 
 
-def test_load_npz_reads_arrays_by_name(tmp_path: Path) -> None:
+def test_load_arrays_reads_arrays_by_name(tmp_path: Path) -> None:
     """An .npz maps input names to arrays."""
     path = tmp_path / "feeds.npz"
     np.savez(path, x=np.ones((2, 2), np.float32), ids=np.array([1, 0]))
-    loaded = load_npz(str(path))
+    loaded = load_arrays(str(path))
     assert sorted(loaded) == ["ids", "x"]
     np.testing.assert_array_equal(loaded["ids"], np.array([1, 0]))
 
 
-def test_load_npz_of_a_bad_file_is_a_usage_error(tmp_path: Path) -> None:
+def test_load_arrays_of_a_bad_file_is_a_usage_error(tmp_path: Path) -> None:
     """A file that is not an .npz is reported, not a traceback."""
     path = tmp_path / "bad.npz"
     path.write_bytes(b"not a zip")
     with pytest.raises(UsageError, match=r"^--inputs .*bad\.npz: cannot read as \.npz"):
-        load_npz(str(path))
+        load_arrays(str(path))

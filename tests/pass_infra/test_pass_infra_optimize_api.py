@@ -11,7 +11,7 @@ from pass_infra_kit import add_model, messy_model, op_types
 
 from graphopt import Model, PassResult, import_model, optimize, register_pass
 from graphopt.errors import NumericMismatchError, PassFailedError, UnknownPassError, UsageError
-from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.check import prepare_check
 from graphopt.pass_infra.registry import PassRegistry
 
 
@@ -37,8 +37,8 @@ def swap_pass(default_registry: PassRegistry) -> str:
 
 
 def _expected_errors() -> tuple[float, float]:
-    """Max abs and scale-relative error of a - b against a + b on the seed-0 feeds."""
-    feeds = make_feeds(import_model(add_model()), seed=0)
+    """Max abs and scale-relative error of a - b against a + b on the check's (seed-0) inputs."""
+    feeds = prepare_check(import_model(add_model())).reference.feeds[0]
     a, b = feeds["a"], feeds["b"]
     expected, actual = (a + b).astype(np.float64), (a - b).astype(np.float64)
     max_abs = float(np.max(np.abs(expected - actual)))
@@ -51,10 +51,13 @@ def test_roll_back_a_pass_that_breaks_numerics_and_name_the_output_and_errors(sw
     (record,) = result.report.records
     max_abs, max_rel = _expected_errors()
     assert (record.name, record.status, record.stats) == (swap_pass, "rolled-back", {"swapped": 1})
-    assert record.failure == ("numeric check failed: output 'y': values differ beyond rtol=0.0001, "
-                              f"atol=1e-05 (max abs err {max_abs:.3g}, max rel err {max_rel:.3g})")
-    assert record.checks["numeric"] == {"ok": False, "max_abs": pytest.approx(max_abs),
-                                        "max_rel": pytest.approx(max_rel)}
+    assert record.failure == ("numeric check failed: output 'y' (output of Sub ''): values differ beyond "
+                              f"rtol=0.0001, atol=1e-05 (max abs err {max_abs:.3g}, "
+                              f"max rel err {max_rel:.3g})")
+    numeric = record.checks["numeric"]
+    assert (numeric["ok"], numeric["strength"], numeric["first_diverging"]) == (False, "failed", "y")
+    assert (numeric["max_abs"], numeric["max_rel"]) == (pytest.approx(max_abs), pytest.approx(max_rel))
+    assert record.cause == "check"
     assert result.report.rolled_back == [record]
     assert op_types(result.model) == ["Add"]
     assert result.check_sessions == 1
@@ -65,19 +68,24 @@ def test_on_failure_raise_names_the_pass_the_output_and_the_errors(swap_pass: st
     max_abs, max_rel = _expected_errors()
     with pytest.raises(PassFailedError) as info:
         optimize(add_model(), pipeline=swap_pass, on_failure="raise")
-    assert str(info.value) == (f"pass '{swap_pass}' failed: numeric check failed: output 'y': values differ "
+    assert str(info.value) == (f"pass '{swap_pass}' failed: numeric check failed: output 'y' (output of "
+                               "Sub ''): values differ "
                                f"beyond rtol=0.0001, atol=1e-05 (max abs err {max_abs:.3g}, "
                                f"max rel err {max_rel:.3g})")
 
 
-def test_final_check_keeps_the_original_model_when_the_result_is_not_equivalent(swap_pass: str) -> None:
-    """check='final' runs one session at the end and falls back to the original with a warning."""
+def test_final_check_that_fails_names_and_rolls_back_the_guilty_pass(swap_pass: str) -> None:
+    """check='final' runs one session at the end; on a failure the bisection names the pass, rolls it back,
+    and the pipeline is re-run from the model before it with per-pass checks (which catch it again)."""
     result = optimize(add_model(), pipeline=swap_pass, check="final")
-    assert result.report.records[0].status == "changed"
+    assert [(r.name, r.status, r.cause) for r in result.report.records] == [
+        (swap_pass, "rolled-back", "check"), (swap_pass, "rolled-back", "check")]
+    assert result.report.records[0].failure.endswith(
+        "(found by bisecting the 1 changing passes after the final check failed)")
     assert op_types(result.model) == ["Add"]
     assert result.final_check is not None and result.final_check["ok"] is False
-    assert result.report.warnings[0].startswith("final check failed, original model kept: numeric check "
-                                                "failed: output 'y'")
+    assert result.report.warnings[0].startswith("final check failed: numeric check failed: output 'y'")
+    assert f"bisected to pass '{swap_pass}', rolled back" in result.report.warnings[0]
 
 
 def test_final_check_with_on_failure_raise_raises_numeric_mismatch_error(swap_pass: str) -> None:
