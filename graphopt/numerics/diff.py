@@ -12,6 +12,9 @@ from graphopt.ir.model import Model
 from graphopt.ir.node import Node
 from graphopt.ir.value import Value
 
+# ops that select by comparing floats: a legitimate rounding change may flip a near tie, so what they
+# select (indices, and everything gathered with them) is compared only where it reaches an output
+SELECTION_OPS = frozenset({"TopK", "ArgMax", "ArgMin", "NonMaxSuppression", "Unique", "NonZero"})
 RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                         "Multinomial", "Bernoulli"})
 
@@ -86,13 +89,13 @@ def downstream(model: Model, start: list[Node]) -> tuple[list[Value], dict[Node,
     return values, per_start
 
 
-def random_dependent(model: Model) -> set[int]:
-    """Ids of main-graph values that depend on a random op: their values differ from run to run."""
+def random_dependent(model: Model, ops: frozenset[str] = RANDOM_OPS) -> set[int]:
+    """Ids of main-graph values that depend on a random op (or another of ``ops``)."""
     main = model.graph
     tainted: set[int] = set()
     for node in main:
         inner = [n for g in node.subgraphs() for n in g.all_nodes()]
-        if node.op_type in RANDOM_OPS or any(n.op_type in RANDOM_OPS for n in inner) \
+        if node.op_type in ops or any(n.op_type in ops for n in inner) \
                 or any(id(v) in tainted for v in node.reads()):
             tainted.update(id(v) for v in node.outputs)
     return tainted

@@ -8,16 +8,40 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
+import numpy as np
+from onnx import TensorProto
+
 from graphopt.errors import RuntimeCheckError
 from graphopt.ir.model import Model
 from graphopt.ir.value import Value
-from graphopt.numerics.compare import Mismatch, compare_outputs, max_errors
-from graphopt.numerics.diff import changed_nodes, downstream, graph_signatures, random_dependent
+from graphopt.numerics.compare import (
+    DEFAULT_TOLERANCES,
+    LOW_PRECISION,
+    Mismatch,
+    compare_outputs,
+    max_errors,
+    tolerance_for,
+)
+from graphopt.numerics.diff import (
+    SELECTION_OPS,
+    changed_nodes,
+    downstream,
+    graph_signatures,
+    random_dependent,
+)
 from graphopt.numerics.fingerprint import Fingerprint, compare, fingerprint
 from graphopt.numerics.interface import adapt_feeds, adapt_outputs, interface_perms
 from graphopt.numerics.run import ModelSession, open_session
 from graphopt.numerics.strength import weakness
 
+FLOAT_NAMES = {TensorProto.DOUBLE: "float64", TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
+               TensorProto.BFLOAT16: "bfloat16"}  # other float types (float8, float4) get LOW_PRECISION
+LOW_FLOATS = ("FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "FLOAT4E2M1")
+FLOAT_NAMES.update({getattr(TensorProto, n): "float8" for n in LOW_FLOATS if hasattr(TensorProto, n)})
+# Intermediate tensors are compared at 10x the outputs' tolerance: legitimate reassociation (a folded
+# BatchNormalization) moves a deep ResNet's inner activations by ~1.2e-4 of their scale while the
+# logits move by 7e-6; a wrong rewrite moves the tensor it touches by far more (1e-2 and up).
+INTERMEDIATE_SLACK = 10.0
 BATCH_BYTES = 512 * 2**20  # intermediates fetched by one run at most (about)
 FIRST_BATCH = 256  # names fetched by the reference's first run; later batches adapt to BATCH_BYTES
 
@@ -43,6 +67,12 @@ class Reference:
     base_inputs: dict[str, list[int]] = field(default_factory=dict)
     base_outputs: dict[str, list[int]] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)  # constants the signatures name by id
+    floors: dict[str, tuple[float, float]] = field(default_factory=dict)  # see precision_floors
+
+    def tolerance_of(self, name: str) -> tuple[float, float] | None:
+        """The tolerance a tensor is compared with: the user's, else its precision floor's (None: its
+        own dtype's)."""
+        return self.tolerance if self.tolerance is not None else self.floors.get(name)
 
     @property
     def output_weakness(self) -> dict[str, str]:
@@ -52,19 +82,57 @@ class Reference:
         return {n: r for n, r in found.items() if r is not None}
 
 
+def _is_float_dtype(dtype: Any) -> bool:
+    return np.dtype(dtype).kind in "fc" or np.dtype(dtype).name.startswith(("float", "bfloat"))
+
+
+def precision_floors(model: Model) -> dict[str, tuple[float, float]]:
+    """Tensors computed from lower-precision floats than their own dtype (a float32 Softmax of float16
+    scores), by name, with that precision's tolerance: a legitimate rewrite upstream moves them by the
+    lower precision's rounding, which their own dtype's tolerance would call a failure."""
+    from graphopt.analyses.shapes import refresh_types
+
+    if any(v.dtype is None for node in model.graph for v in node.outputs):
+        refresh_types(model)  # usually known already; inference is cached between passes
+    loosest: dict[int, tuple[float, float]] = {}
+    floors: dict[str, tuple[float, float]] = {}
+
+    def own(value: Value) -> tuple[float, float] | None:
+        name = FLOAT_NAMES.get(value.dtype) if value.dtype is not None else None
+        return None if name is None else DEFAULT_TOLERANCES.get(name, LOW_PRECISION)
+
+    for value in [*model.graph.inputs, *model.graph.consts]:
+        if (tol := own(value)) is not None:
+            loosest[id(value)] = tol
+    for node in model.graph:
+        upstream = [loosest[id(v)] for v in node.reads() if id(v) in loosest]
+        for out in node.outputs:
+            tol = own(out)
+            candidates = [*upstream, *([tol] if tol is not None else [])]
+            if not candidates:
+                continue
+            worst = max(candidates)
+            loosest[id(out)] = worst
+            if tol is not None and worst > tol and out.name:
+                floors[out.name] = worst
+    return floors
+
+
 def capture(model: Model, session: ModelSession, names: dict[Value, str], feeds: list[dict[str, Any]],
             outputs: list[dict[str, Any]], tolerance: tuple[float, float] | None,
             libraries: tuple[str, ...] = ()) -> Reference:
     """Fingerprint the original's intermediates on the first input set; ``outputs`` are its outputs."""
     keep: list[Any] = []
     random_ids = random_dependent(model)
-    fetchable = [(v, names[v]) for v in intermediates(model) if names.get(v) == v.name]
+    selected = random_dependent(model, SELECTION_OPS)
+    fetchable = [(v, names[v]) for v in intermediates(model)
+                 if names.get(v) == v.name and id(v) not in selected]
     base_in, base_out = interface_perms(model)
     ref = Reference(feeds, outputs, {}, graph_signatures(model.graph, keep), dict(model.opset_imports),
                     list(session.output_names[:len(model.graph.outputs)]),
                     {n for v, n in fetchable if id(v) in random_ids}
                     | {names.get(v, v.name or "") for v in model.graph.outputs if id(v) in random_ids},
-                    tolerance, libraries, base_in, base_out, keep)
+                    tolerance, libraries, base_in, base_out, keep, precision_floors(model))
     wanted = [n for _, n in fetchable if n not in ref.random]
     start, size = 0, FIRST_BATCH
     while start < len(wanted):
@@ -142,7 +210,9 @@ def _compare_outputs(reference: Reference, model: Model, session: ModelSession,
         actual = session.run(adapt_feeds(model, feeds, reference.base_inputs), graph_outputs)
         actual = adapt_outputs(model, actual, reference.base_outputs)
         wanted = {k: v for k, v in expected.items() if k not in reference.random}
-        found.extend(m for m in compare_outputs(wanted, actual, reference.tolerance) if m not in found)
+        for name, value in wanted.items():
+            found.extend(m for m in compare_outputs({name: value}, actual, reference.tolerance_of(name))
+                         if m not in found)
         max_abs, max_rel = max_errors(wanted, actual)
         outcome.max_abs, outcome.max_rel = max(outcome.max_abs, max_abs), max(outcome.max_rel, max_rel)
     return found
@@ -174,7 +244,11 @@ def _compare_intermediates(reference: Reference, model: Model, session: ModelSes
         else:
             continue
         outcome.compared += 1
-        mismatch = compare(value.name or "", ref, actual, reference.tolerance)
+        slack = None
+        if _is_float_dtype(ref.dtype):
+            rtol, atol = tolerance_for(ref.dtype, reference.tolerance_of(value.name or ""))
+            slack = (rtol * INTERMEDIATE_SLACK, atol * INTERMEDIATE_SLACK)
+        mismatch = compare(value.name or "", ref, actual, slack)
         if mismatch is not None:
             diverging.append(mismatch)
         elif ref.weak is None:
