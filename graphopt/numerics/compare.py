@@ -37,6 +37,12 @@ class Mismatch:
                f"max rel err {self.max_rel:.3g})"
 
 
+def is_float_dtype(dtype: Any) -> bool:
+    """True for numpy's floats and the ml_dtypes ones (bfloat16, float8...) numpy does not class as such."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "fc" or dtype.name.startswith(("float", "bfloat"))
+
+
 def tolerance_for(dtype: np.dtype, override: tuple[float, float] | None = None) -> tuple[float, float]:
     """The (rtol, atol) used for a float dtype."""
     if override is not None:
@@ -71,7 +77,7 @@ def _compare(name: str, exp: Any, act: Any, tolerance: tuple[float, float] | Non
         return [Mismatch(name, f"dtype {act.dtype} != expected {exp.dtype}")]
     if exp.size == 0:
         return []
-    if not (exp.dtype.kind in "fc" or exp.dtype.name.startswith(("float", "bfloat"))):
+    if not is_float_dtype(exp.dtype):
         if np.array_equal(exp, act):
             return []
         count = int(np.sum(exp != act))

@@ -10,8 +10,8 @@ import onnx
 from graphopt.errors import UsageError
 from graphopt.ir.model import Model
 from graphopt.ir.tensor import numpy_dtype
+from graphopt.numerics.synthesize import FEED_BYTES_LIMIT
 
-FEED_BYTES_LIMIT = 4 * 2**30  # generated check inputs larger than this are refused (a hostile dim)
 DEFAULT_DIM = 1  # value for an unknown batch-like dimension (axis 0)
 DEFAULT_INNER_DIM = 32  # value for other unknown dimensions (sequence length, image size...)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from graphopt.numerics.compare import Mismatch, compare_outputs, tolerance_for
+from graphopt.numerics.compare import Mismatch, compare_outputs, is_float_dtype, tolerance_for
 from graphopt.numerics.strength import weakness
 
 SAMPLE = 4096  # elements kept of a large tensor
@@ -35,7 +35,7 @@ def _positions(size: int) -> np.ndarray:
 
 
 def _is_float(array: np.ndarray) -> bool:
-    return array.dtype.kind in "fc" or array.dtype.name.startswith(("float", "bfloat"))
+    return is_float_dtype(array.dtype)
 
 
 def fingerprint(value: Any, tolerance: tuple[float, float] | None = None) -> Fingerprint:

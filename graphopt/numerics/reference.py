@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-import numpy as np
 from onnx import TensorProto
 
 from graphopt.errors import RuntimeCheckError
@@ -19,6 +18,7 @@ from graphopt.numerics.compare import (
     LOW_PRECISION,
     Mismatch,
     compare_outputs,
+    is_float_dtype,
     max_errors,
     tolerance_for,
 )
@@ -80,10 +80,6 @@ class Reference:
         found = {n: weakness(self.outputs[0][n], self.tolerance) for n in self.output_names}
         found.update({n: "depends on a random op" for n in self.output_names if n in self.random})
         return {n: r for n, r in found.items() if r is not None}
-
-
-def _is_float_dtype(dtype: Any) -> bool:
-    return np.dtype(dtype).kind in "fc" or np.dtype(dtype).name.startswith(("float", "bfloat"))
 
 
 def precision_floors(model: Model) -> dict[str, tuple[float, float]]:
@@ -245,7 +241,7 @@ def _compare_intermediates(reference: Reference, model: Model, session: ModelSes
             continue
         outcome.compared += 1
         slack = None
-        if _is_float_dtype(ref.dtype):
+        if is_float_dtype(ref.dtype):
             rtol, atol = tolerance_for(ref.dtype, reference.tolerance_of(value.name or ""))
             slack = (rtol * INTERMEDIATE_SLACK, atol * INTERMEDIATE_SLACK)
         mismatch = compare(value.name or "", ref, actual, slack)

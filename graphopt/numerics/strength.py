@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from graphopt.numerics.compare import tolerance_for
+from graphopt.numerics.compare import is_float_dtype, tolerance_for
 
 RESOLUTION = 100.0  # a tensor must vary by this many tolerances to be informative
 
@@ -25,7 +25,7 @@ def weakness(array: Any, tolerance: tuple[float, float] | None = None) -> str | 
     values = np.asarray(array)
     if values.size == 0:
         return "empty"
-    if values.dtype.kind not in "fc" and not values.dtype.name.startswith(("float", "bfloat")):
+    if not is_float_dtype(values.dtype):
         if values.dtype.kind == "O":
             return None if len(set(values.reshape(-1).tolist())) > 1 else "constant"
         flat = values.reshape(-1)
