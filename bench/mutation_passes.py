@@ -1,7 +1,7 @@
 """Deliberately wrong plugin passes, to measure what graphopt's default check catches (bench/mutations.py).
 
 Each pass makes one small, plausible mistake at one place of the model, chosen by ``which`` (first,
-middle or last candidate node in graph order) and keeps every value's name, as a buggy rewrite would:
+middle or last candidate node in graph order, If/Loop/Scan bodies included) and keeps every value's name, as a buggy rewrite would:
 
 - ``mutate-scale-weight{op=Conv}``: one Conv/Gemm/MatMul constant weight multiplied by ``factor`` (1.05);
 - ``mutate-swap-channels``: output channels 0 and 1 of one Conv/Gemm weight (and bias) exchanged;
@@ -52,7 +52,7 @@ def _is_shape(value: Any) -> bool:
 
 def _weighted(model: Model, ops: tuple[str, ...], min_out: int = 1) -> list[Node]:
     found = []
-    for node in model.graph:
+    for node in model.graph.all_nodes():
         weight = _const(node, 1)
         if node.op_type in ops and weight is not None and weight.dtype.kind == "f" and weight.size > 1 \
                 and (weight.shape[0] if weight.ndim else 1) >= min_out:
@@ -114,7 +114,7 @@ class MutateDropBias:
     which: str = "middle"
 
     def run(self, model: Model) -> PassResult:
-        candidates = [n for n in model.graph if n.op_type in ("Conv", "Gemm")
+        candidates = [n for n in model.graph.all_nodes() if n.op_type in ("Conv", "Gemm")
                       and (b := _const(n, 2)) is not None and np.any(b != 0)]
         node = _pick(candidates, self.which)
         if node is None:
@@ -133,7 +133,7 @@ class MutateSliceOffByOne:
     which: str = "middle"
 
     def run(self, model: Model) -> PassResult:
-        candidates = [n for n in model.graph if n.op_type == "Slice" and _const(n, 1) is not None
+        candidates = [n for n in model.graph.all_nodes() if n.op_type == "Slice" and _const(n, 1) is not None
                       and _const(n, 2) is not None and not _is_shape(n.inputs[0])]
         node = _pick(candidates, self.which)
         if node is None:
