@@ -249,9 +249,20 @@ def _final_check(result: OptimizeResult, checker: NumericCheck, original: Model,
     resumed = manager.run(good)
     for rec in resumed.records:
         rec.history = [*(r.step or r.name for r in kept if r.status == "changed"), *rec.history]
-    result.report.records = kept + resumed.records
+    result.report.records = kept + _after_replayed(kept, resumed.records)
     result.report.warnings.extend(resumed.warnings)
     result.model = good
+
+
+def _after_replayed(kept: list[PassRecord], resumed: list[PassRecord]) -> list[PassRecord]:
+    """The resumed run's records without its leading re-runs of ``kept`` passes that changed nothing
+    (already applied, or the culprit rolled back again): each pass is reported once."""
+    skip = 0
+    for before, again in zip(kept, resumed):
+        if before.name != again.name or again.status == "changed":
+            break
+        skip += 1
+    return resumed[skip:]
 
 
 def _bisect(original: Model, changed: list[PassRecord],

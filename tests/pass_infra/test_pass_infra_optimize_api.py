@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pass_infra_kit import add_model, messy_model, op_types
 
-from graphopt import Model, PassResult, import_model, optimize, register_pass
+from graphopt import import_model, optimize
 from graphopt.errors import NumericMismatchError, PassFailedError, UnknownPassError, UsageError
 from graphopt.numerics.check import prepare_check
 from graphopt.pass_infra.registry import PassRegistry
 
 
-@dataclass
-class SwapAddForSub:
-    """Deliberately wrong: turns every Add into a Sub."""
-
-    name: ClassVar[str] = "swap-add-for-sub"
-
-    def run(self, model: Model) -> PassResult:
-        swapped = 0
-        for node in model.graph.all_nodes():
-            if node.op_type == "Add":
-                node.op_type, swapped = "Sub", swapped + 1
-        return PassResult(swapped > 0, {"swapped": swapped})
-
-
 @pytest.fixture
-def swap_pass(default_registry: PassRegistry) -> str:
-    """SwapAddForSub registered with @register_pass for the duration of a test."""
-    register_pass(SwapAddForSub)
-    return SwapAddForSub.name
+def swap_pass(default_registry: PassRegistry, swap_plugin: Path) -> str:
+    """The wrong-on-purpose ``swap-add-for-sub`` plugin (tests/conftest.py), loaded for one test."""
+    default_registry.load_plugin(str(swap_plugin))
+    return "swap-add-for-sub"
 
 
 def _expected_errors() -> tuple[float, float]:
@@ -76,10 +61,10 @@ def test_on_failure_raise_names_the_pass_the_output_and_the_errors(swap_pass: st
 
 def test_final_check_that_fails_names_and_rolls_back_the_guilty_pass(swap_pass: str) -> None:
     """check='final' runs one session at the end; on a failure the bisection names the pass, rolls it back,
-    and the pipeline is re-run from the model before it with per-pass checks (which catch it again)."""
+    and the pipeline is re-run from the model before it with per-pass checks; the pass is reported once."""
     result = optimize(add_model(), pipeline=swap_pass, check="final")
     assert [(r.name, r.status, r.cause) for r in result.report.records] == [
-        (swap_pass, "rolled-back", "check"), (swap_pass, "rolled-back", "check")]
+        (swap_pass, "rolled-back", "check")]  # the re-run's second rollback is not reported again
     assert result.report.records[0].failure.endswith(
         "(found by bisecting the 1 changing passes after the final check failed)")
     assert op_types(result.model) == ["Add"]

@@ -18,29 +18,6 @@ import graphopt
 from graphopt.cli import main
 from graphopt.testing.asserts import assert_equivalent, assert_ir_consistent, assert_pass_preserves_semantics
 
-BROKEN_PLUGIN = '''
-from dataclasses import dataclass
-from typing import ClassVar
-
-from graphopt import Model, PassResult, register_pass
-
-
-@register_pass
-@dataclass
-class SwapAddSub:
-    """Deliberately wrong: turns every Add into a Sub."""
-
-    name: ClassVar[str] = "swap-add-sub"
-
-    def run(self, model: Model) -> PassResult:
-        count = 0
-        for node in model.graph:
-            if node.op_type == "Add":
-                node.op_type = "Sub"
-                count += 1
-        return PassResult(count > 0, {"swapped": count})
-'''
-
 
 def _add_model() -> onnx.ModelProto:
     graph = h.make_graph([h.make_node("Add", ["x", "y"], ["z"])], "g",
@@ -52,28 +29,27 @@ def _add_model() -> onnx.ModelProto:
     return model
 
 
-def _load_plugin(tmp_path: Path):  # type: ignore[no-untyped-def]
-    path = tmp_path / "broken_plugin.py"
-    path.write_text(BROKEN_PLUGIN)
-    spec = importlib.util.spec_from_file_location("broken_plugin_for_test", path)
+def _load_plugin(path: Path):  # type: ignore[no-untyped-def]
+    """The plugin file imported as a module, as a user's test would import their pass."""
+    spec = importlib.util.spec_from_file_location("swap_plugin_for_test", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["broken_plugin_for_test"] = module
+    sys.modules["swap_plugin_for_test"] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
 
-def test_broken_pass_is_caught_saved_and_reproducible(tmp_path: Path,
+def test_broken_pass_is_caught_saved_and_reproducible(tmp_path: Path, swap_plugin: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The message names the saved model and a command that fails the same way (exit code 4)."""
     monkeypatch.setenv("GRAPHOPT_FAILURES_DIR", str(tmp_path / "failures"))
-    plugin = _load_plugin(tmp_path)
+    plugin = _load_plugin(swap_plugin)
     with pytest.raises(AssertionError) as info:
-        assert_pass_preserves_semantics(plugin.SwapAddSub(), _add_model())
+        assert_pass_preserves_semantics(plugin.SwapAddForSub(), _add_model())
     message = str(info.value)
     saved = re.search(r"model saved to (\S+)", message).group(1)  # type: ignore[union-attr]
     assert Path(saved).is_file() and onnx.load(saved).graph.node[0].op_type == "Add"
     line = re.search(r"reproduce: (.*)", message).group(1)  # type: ignore[union-attr]
-    assert "--plugin" in line and "--pipeline swap-add-sub" in line
+    assert "--plugin" in line and "--pipeline swap-add-for-sub" in line
     argv = shlex.split(line)
     assert argv[:2] == ["graphopt", "optimize"]
     argv[argv.index("-o") + 1] = str(tmp_path / "repro.onnx")
