@@ -1,6 +1,8 @@
 """graphopt: a graph-level ONNX optimizer with per-pass numeric equivalence checks.
 
-The public API for users and for custom passes (built-in passes use nothing else)::
+The public API for users and for custom passes. Built-in passes use nothing else: they import only
+``graphopt``, ``graphopt.rewrite``, ``graphopt.analyses``, ``graphopt.errors``, ``graphopt.memory``
+and other built-in passes' public names (``tests/test_public_api.py`` enforces it)::
 
     import graphopt
     result = graphopt.optimize("model.onnx")
@@ -23,15 +25,33 @@ from graphopt.ir import (
                          replace_node,
                          verify,
 )
-from graphopt.onnx_io import export_model, import_model, load_model, save_model
+from graphopt.ir.ops import (
+                             COMMUTATIVE_OPS,
+                             FLOAT_TYPES,
+                             INDEX_TYPES,
+                             ML_DOMAIN,
+                             NUMPY_FLOATS,
+                             STANDARD_DOMAINS,
+                             const_ints,
+                             is_standard_domain,
+)
+from graphopt.ir.tensor import numpy_dtype, onnx_dtype
+from graphopt.numerics.feeds import make_feeds
+from graphopt.numerics.interface import record_interface_perm
+from graphopt.numerics.run import observe
+from graphopt.numerics.user_inputs import load_arrays
+from graphopt.onnx_io import export_model, export_node, import_model, load_model, save_model
 from graphopt.pass_infra.base import Pass, PassResult
 from graphopt.pass_infra.registry import pass_from_function, register_pass
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_PIPELINE", "Attr", "Graph", "Model", "Node", "OptimizeOptions", "OptimizeResult", "Pass",
-    "PassResult", "Tensor", "Value", "bypass", "clone_model", "export_model", "import_model",
-    "load_model", "op_histogram", "optimize", "pass_from_function", "register_pass",
-    "replace_all_uses_with", "replace_node", "save_model", "verify",
+    "COMMUTATIVE_OPS", "DEFAULT_PIPELINE", "FLOAT_TYPES", "INDEX_TYPES", "ML_DOMAIN", "NUMPY_FLOATS",
+    "STANDARD_DOMAINS", "Attr", "Graph", "Model", "Node", "OptimizeOptions", "OptimizeResult", "Pass",
+    "PassResult", "Tensor", "Value", "bypass", "clone_model", "const_ints", "export_model",
+    "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
+    "numpy_dtype", "observe", "onnx_dtype", "op_histogram", "optimize", "pass_from_function",
+    "record_interface_perm", "register_pass", "replace_all_uses_with", "replace_node", "save_model",
+    "verify",
 ]

@@ -56,6 +56,7 @@ class OptimizeOptions:
     plugins: tuple[str, ...] = ()
     verify: bool = True
     dump_dir: str | None = None
+    dump_format: str = "onnx"  # onnx | text | both
     target: str = "onnx"
     never_worse: bool = True
     layout: str | None = None  # "nhwc": convert-layout runs first (channels-last interface)
@@ -77,7 +78,7 @@ class OptimizeResult:
 
     def strict_problems(self) -> list[str]:
         """What ``--strict`` refuses: rollbacks (other than the never-worse rule's), weak or failed
-        checks, a failed final check, or no checks at all."""
+        checks, a failed final check, problems a pass recovered from (an evaluator bug), or no checks."""
         if self.check_mode == "off":
             return ["checks are off"]
         problems = [f"pass {r.name!r} rolled back ({r.cause or 'failed'}): {r.failure}"
@@ -85,6 +86,7 @@ class OptimizeResult:
         problems += [f"pass {r.name!r}: weak check ({r.checks['numeric'].get('unproven_nodes', 0)} changed "
                      "node(s) reach no informative tensor)" for r in self.report.records
                      if r.status == "changed" and r.checks.get("numeric", {}).get("strength") == "weak"]
+        problems += [f"pass {r.name!r}: {w}" for r in self.report.records for w in r.warnings]
         final = self.final_check or {}
         if final.get("strength") == "weak":
             problems.append("final check: weak")
@@ -163,7 +165,7 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if checker is not None and opts.check == "each":
         instruments.append(checker)
     if opts.dump_dir:
-        instruments.append(DumpIR(opts.dump_dir))
+        instruments.append(DumpIR(opts.dump_dir, opts.dump_format))
     manager = PassManager(steps, instruments, frozenset(opts.disable), opts.on_failure,
                           progress=progress, pipeline_text=format_pipeline(steps),
                           never_worse=opts.never_worse)

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from graphopt.cli_plan import add_plan_parser, cmd_plan, pipeline_text
 from graphopt.errors import GraphoptError, UsageError
+from graphopt.onnx_io.save import write_text_atomic
 
 EXIT_INTERNAL = 70
 EXIT_MISMATCH = 1
@@ -50,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--external-data-threshold", type=int, default=1024, metavar="BYTES",
                      help="tensors at least this large go to the data file (default 1024)")
     opt.add_argument("--report", metavar="FILE.json", help="write a JSON report")
-    opt.add_argument("--dump-ir", metavar="DIR", help="save the model after each changing pass")
+    opt.add_argument("--dump-ir", metavar="DIR", help="save the model after each changing pass (and the "
+                     "model a failing pass left, as NNN-pass.FAILED.*)")
+    opt.add_argument("--dump-format", choices=("onnx", "text", "both"), default="onnx",
+                     help="--dump-ir files: ONNX models, a one-line-per-node text form to diff, or both")
     opt.add_argument("--no-verify", action="store_true", help="skip the IR verifier after passes")
     opt.add_argument("--target", choices=("onnx", "ort"), default="onnx",
                      help="onnx: standard ONNX only (default); ort: also onnxruntime contrib ops (FusedConv)")
@@ -180,6 +184,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         pipeline=pipeline, check=args.check, on_failure=args.on_failure,
         disable=tuple(args.disable), **inputs,  # type: ignore[arg-type]
         plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
+        dump_format=args.dump_format,
         target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
@@ -210,7 +215,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print(f"wrote {output}")
     problems = result.strict_problems() if args.strict else []
     if args.report:
-        _write_text(args.report, json_report(result, {
+        write_text_atomic(args.report, json_report(result, {
             "input": args.input, "output": output, "size_before": size_in, "size_after": size_out,
             "seconds": seconds, **({"strict_problems": problems} if args.strict else {})}))
     if problems:
@@ -272,18 +277,6 @@ def _size(path: str) -> int:
     total = os.path.getsize(path)
     data = path + ".data"
     return total + (os.path.getsize(data) if os.path.exists(data) else 0)
-
-
-def _write_text(path: str, text: str) -> None:
-    from graphopt.errors import OutputWriteError
-
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputWriteError(f"{path}: cannot write report ({exc.strerror})") from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -7,15 +7,11 @@ import argparse
 import os
 import time
 
-from graphopt.errors import GraphoptError, UsageError
+from graphopt.errors import UnsoundPlanError, UsageError
 
 EXIT_UNSOUND = 1
 
 
-class UnsoundPlanError(GraphoptError):
-    """The verifier or the arena executor found a plan that is not sound (a bug: please report it)."""
-
-    exit_code = EXIT_UNSOUND
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -53,7 +49,6 @@ def pipeline_text(shapes: dict[str, list[int]], inplace: str = "unary", order: s
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from graphopt.api import OptimizeOptions, optimize
-    from graphopt.cli import _write_text
     from graphopt.memory import METADATA_KEY, MemoryPlan
     from graphopt.memory.execute import check_by_execution
     from graphopt.memory.plot import plan_svg
@@ -61,6 +56,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from graphopt.numerics.feeds import make_feeds
     from graphopt.numerics.user_inputs import load_arrays, parse_shapes
     from graphopt.onnx_io import export_model
+    from graphopt.onnx_io.save import write_text_atomic
 
     if args.alignment < 1:
         raise UsageError("--alignment must be at least 1")
@@ -90,10 +86,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise UnsoundPlanError(f"running inside the planned arena changed the outputs: {mismatches[0]}")
         print("executed node by node inside one arena: outputs equal a normal onnxruntime run")
     if args.json:
-        _write_text(args.json, plan.to_json(indent=1) + "\n")
+        write_text_atomic(args.json, plan.to_json(indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.svg:
-        _write_text(args.svg, plan_svg(plan, title=args.input.rsplit("/", 1)[-1]))
+        write_text_atomic(args.svg, plan_svg(plan, title=args.input.rsplit("/", 1)[-1]))
         print(f"wrote {args.svg}")
     if args.output:
         result.save(args.output)

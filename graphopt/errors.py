@@ -23,6 +23,10 @@ class ExternalDataError(ModelLoadError):
     """A tensor's external data is missing, too short, or lies outside the model's folder."""
 
 
+class WireError(ModelLoadError, ValueError):
+    """The bytes are not a well-formed protobuf message (truncated, bad varint, groups...)."""
+
+
 class UsageError(GraphoptError):
     """The command line or API call is inconsistent (unknown pass, bad option, bad shape...)."""
 
@@ -38,7 +42,19 @@ class UnknownPassError(UsageError):
 
 
 class PluginError(UsageError):
-    """A plugin module or entry point could not be loaded."""
+    """A plugin module or entry point could not be loaded, or two plugins claim one pass name."""
+
+
+class OpsetConversionError(UsageError):
+    """A node that cannot be expressed at the target opset (exit code 2: nothing is written)."""
+
+
+class UnknownSizeError(UsageError):
+    """A tensor's byte size is not static; ``--input-shape`` fixes the dynamic dims of the inputs."""
+
+
+class PlanFormatError(UsageError):
+    """A memory plan that is not valid JSON of the expected format."""
 
 
 class IRError(GraphoptError):
@@ -51,6 +67,10 @@ class VerificationError(IRError):
     """The IR verifier found an inconsistency; the message lists every problem found."""
 
 
+class GraphCycleError(IRError):
+    """The graph has a cycle, so no topological order exists."""
+
+
 class PassFailedError(GraphoptError):
     """A pass raised or broke equivalence while ``--on-failure raise`` was requested."""
 
@@ -59,6 +79,31 @@ class PassFailedError(GraphoptError):
 
 class NumericMismatchError(PassFailedError):
     """Two models disagree on the outputs for the same inputs beyond tolerance."""
+
+
+class UnsoundPlanError(GraphoptError):
+    """The verifier or the arena executor found a memory plan that is not sound (a bug: please report it)."""
+
+    exit_code = 1
+
+
+class PlanExecutionError(GraphoptError, RuntimeError):
+    """The arena run could not proceed (a tensor larger than its planned bytes, a node that fails)."""
+
+    exit_code = 5
+
+
+class NotWrappable(GraphoptError, ValueError):
+    """graphopt.testing: the model has an op that would need its axes remapped to read NHWC tensors."""
+
+
+class FoldDeclined(GraphoptError):
+    """A constant-folding evaluator does not handle this case (the reason says which); another
+    evaluator may. Not an error of the model."""
+
+
+class Unfoldable(GraphoptError):
+    """A node fails or has an implementation-defined result at run time: never fold it."""
 
 
 class RuntimeCheckError(GraphoptError):

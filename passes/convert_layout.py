@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from graphopt import Graph, Model, Node, PassResult, Value, register_pass
+from graphopt import FLOAT_TYPES, Graph, Model, Node, PassResult, Value, record_interface_perm, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import UsageError
-from graphopt.numerics.interface import record_interface_perm
 
-FLOATS = frozenset({1, 10, 11, 16})
+FLOATS = FLOAT_TYPES
 
 
 def to_last(rank: int) -> list[int]:

@@ -7,16 +7,26 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar, Hashable
 
-from graphopt import Attr, Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
+from graphopt import (
+    COMMUTATIVE_OPS,
+    Attr,
+    Graph,
+    Model,
+    Node,
+    PassResult,
+    Tensor,
+    Value,
+    is_standard_domain,
+    register_pass,
+    replace_all_uses_with,
+)
 
-STANDARD_DOMAINS = ("", "ai.onnx")
 # Ops whose two applications to the same inputs may differ (or that have effects): never merged.
 NONDETERMINISTIC = frozenset({
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
     "Bernoulli", "Dropout",  # Dropout in training mode draws a fresh mask
 })
-COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal",
-                         "BitwiseAnd", "BitwiseOr", "BitwiseXor"})
+COMMUTATIVE = COMMUTATIVE_OPS
 _GRAPH_ATTRS = (5, 10)  # onnx.AttributeProto.GRAPH / GRAPHS
 
 
@@ -109,7 +119,7 @@ def _merge_nodes(graph: Graph) -> int:
 
 
 def _node_key(node: Node) -> Hashable | None:
-    if node.domain not in STANDARD_DOMAINS or node.op_type in NONDETERMINISTIC or not node.outputs:
+    if not is_standard_domain(node.domain) or node.op_type in NONDETERMINISTIC or not node.outputs:
         return None
     if any(a.type in _GRAPH_ATTRS for a in node.attrs.values()):
         return None

@@ -7,11 +7,11 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from graphopt import Model, Node, PassResult, Value, register_pass
+from graphopt import NUMPY_FLOATS, Model, Node, PassResult, Value, is_standard_domain, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
-FLOATS = {1: np.float32, 10: np.float16, 11: np.float64}  # float, float16, double
+FLOATS = NUMPY_FLOATS
 ELEMENTWISE = ("Mul", "Add", "Sub", "Div")
 
 
@@ -190,7 +190,7 @@ def is_zero_fill(value: Value) -> bool:
     if value.const is not None:
         return value.const.size <= 1 << 16 and not np.any(value.const.numpy())
     producer = value.producer
-    if producer is None or producer.op_type != "Expand" or producer.domain not in ("", "ai.onnx"):
+    if producer is None or producer.op_type != "Expand" or not is_standard_domain(producer.domain):
         return False
     src = producer.inputs[0]
     return src is not None and src.const is not None and src.const.size == 1 and not np.any(src.const.numpy())

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import Model, PassResult, Value, register_pass
+from graphopt import NUMPY_FLOATS, Model, PassResult, Value, register_pass
 from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
 BN_PARAMS = (Const("scale"), Const("bias"), Const("mean"), Const("var"))
@@ -27,7 +27,7 @@ def _bn_check(found: Match, model: Model) -> str | None:
     if any(out.num_uses or out.is_graph_output for out in bn.outputs[1:]):
         return "BatchNormalization statistics outputs are used"
     weight = found["w"].const
-    if weight.dtype not in (1, 10, 11):  # float, float16, double
+    if weight.dtype not in NUMPY_FLOATS:
         return "weights are not floating point"
     return None
 
@@ -114,7 +114,7 @@ def _fold_gemm(found: Match, ctx: RewriteContext) -> list[Value] | None:
 
 
 def _np(dtype: int) -> type:
-    return {1: np.float32, 10: np.float16, 11: np.float64}[dtype]
+    return NUMPY_FLOATS[dtype]
 
 
 def _emit(found: Match, ctx: RewriteContext, op: str, weight: np.ndarray, bias: np.ndarray,

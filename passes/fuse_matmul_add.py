@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from graphopt import Model, PassResult, Value, register_pass
+from graphopt import NUMPY_FLOATS, Model, PassResult, Value, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.rewrite import Const, Match, Op, RewriteContext, Rule, Var, apply_rules, rules_result
 
-FLOATS = (1, 10, 11)  # float, float16, double: the types Gemm and MatMul share in every opset >= 7
+FLOATS = frozenset(NUMPY_FLOATS)  # float, float16, double: what Gemm and MatMul share in every opset >= 7
 
 
 def _check(found: Match, model: Model) -> str | None:

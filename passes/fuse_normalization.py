@@ -8,11 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import Model, Node, PassResult, Value, register_pass
+from graphopt import FLOAT_TYPES, NUMPY_FLOATS, Model, Node, PassResult, Value, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
-FLOATS = (1, 10, 11, 16)  # float, float16, double, bfloat16
+FLOATS = FLOAT_TYPES
 
 
 def _mean(capture: str) -> Op:
@@ -125,7 +125,7 @@ def _layernorm(found: Match, ctx: RewriteContext) -> list[Value]:
     assert axis is not None and x.shape is not None
     normalized = tuple(x.shape[len(x.shape) + axis:])
     dtype = x.dtype
-    np_type = {1: np.float32, 10: np.float16, 11: np.float64}.get(dtype, np.float32)  # type: ignore[arg-type]
+    np_type = NUMPY_FLOATS.get(dtype, np.float32)  # type: ignore[arg-type]
 
     def full(key: str, fill: float) -> Value:
         value = found.get(key)

@@ -7,17 +7,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
-from graphopt import Graph, Model, Node, PassResult, Value, clone_model, register_pass
+from graphopt.passes.fold_constants import FoldConstants
+
+from graphopt import Graph, Model, Node, PassResult, Value, clone_model, is_standard_domain, register_pass
 from graphopt.analyses.certain_failures import certain_failure
 from graphopt.analyses.shapes import refresh_types
-
-from .fold_constants import FoldConstants
-from .inline_if import constant_condition, inline_branch
+from graphopt.rewrite import constant_condition, inline_branch
 
 log = logging.getLogger(__name__)
 
 STAMP_KEY = "prune-failing-branches"
-STANDARD_DOMAINS = ("", "ai.onnx")
 LOOP_OPS = frozenset({"Loop", "Scan"})
 Step = tuple[int, str, int]  # (holder node's position, attribute name, index in a GRAPHS attribute)
 
@@ -118,7 +117,7 @@ def _decidable(graph: Graph) -> bool:
 
 
 def _candidate_if(node: Node) -> bool:
-    return node.op_type == "If" and node.domain in STANDARD_DOMAINS and constant_condition(node) is None
+    return node.op_type == "If" and is_standard_domain(node.domain) and constant_condition(node) is None
 
 
 def _candidate(node: Node) -> bool:

@@ -7,11 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import Model, PassResult, Value, register_pass
+from graphopt import Model, PassResult, Value, const_ints, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
-
-from .noop_rules import const_ints
 
 # ONNX dtype codes
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = \

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from graphopt import Graph, Model, Node, PassResult, register_pass
+from graphopt.errors import GraphCycleError
 
 
 @register_pass
@@ -50,7 +51,8 @@ def sort_graph(graph: Graph) -> int:
                 heapq.heappush(ready, index[user])
     if len(order) != len(nodes):
         stuck = [n for n in nodes if pending[n]][:3]
-        raise ValueError(f"graph {graph.name!r} has a cycle through {stuck}")
+        raise GraphCycleError(f"graph {graph.name!r} has a cycle through {stuck}: no topological order "
+                              "exists (the model is invalid; re-export it)")
     moved = sum(1 for a, b in zip(order, nodes) if a is not b)
     if moved:
         graph.reorder(order)

@@ -57,13 +57,9 @@ def swap_plugin(tmp_path: Path) -> Path:
 @pytest.fixture
 def builtin_registry() -> Iterator[PassRegistry]:
     """The global registry holding only the built-in passes during the test, restored afterwards."""
-    DEFAULT_REGISTRY.load_entry_points()
-    saved = dict(DEFAULT_REGISTRY._passes)
     modules = set(sys.modules)
-    builtins = set(PassRegistry().all())
-    DEFAULT_REGISTRY._passes = {k: v for k, v in saved.items() if k in builtins}
-    yield DEFAULT_REGISTRY
-    DEFAULT_REGISTRY._passes = saved
+    with DEFAULT_REGISTRY.scope(only=PassRegistry().all()) as registry:
+        yield registry
     for name in set(sys.modules) - modules:
         if name.startswith("graphopt_plugin_"):
             del sys.modules[name]

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 
 from graphopt.ir.node import Node
+from graphopt.ir.ops import is_standard_domain
 from graphopt.ir.value import Value
 
-STANDARD_DOMAINS = ("", "ai.onnx")
 RECURRENT = frozenset({"LSTM", "GRU", "RNN"})
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose"})
 POOLS = frozenset({"MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
@@ -27,7 +27,7 @@ SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax", "Hardmax"})
 
 def certain_failure(node: Node, opset: int) -> str | None:
     """Why ``node`` fails whenever it runs, or None when that is not known."""
-    if node.domain not in STANDARD_DOMAINS:
+    if not is_standard_domain(node.domain):
         return None
     check = _CHECKS.get(node.op_type)
     if check is None and node.op_type in AXIS_OPS:

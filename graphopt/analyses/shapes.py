@@ -12,6 +12,7 @@ import math
 import onnx
 
 from graphopt.ir.model import Model
+from graphopt.ir.ops import is_standard_domain
 from graphopt.ir.value import Dim, Value
 from graphopt.onnx_io.exporter import export_with_names
 from graphopt.onnx_io.types import read_type
@@ -21,13 +22,20 @@ log = logging.getLogger(__name__)
 TypeInfo = tuple[int | None, tuple[Dim, ...] | None]
 
 
-def infer_types(model: Model) -> dict[Value, TypeInfo]:
-    """Inferred ``(dtype, shape)`` for every node output that inference could type.
+def infer_types(model: Model, input_shapes: dict[str, list[int]] | None = None) -> dict[Value, TypeInfo]:
+    """Inferred ``(dtype, shape)`` for every node output that inference could type; ``input_shapes``
+    fixes the shapes of the inputs it names (the model itself keeps its declared shapes).
 
     Returns an empty mapping when onnx's inference fails on the model (unknown opset, bad model...):
     callers then simply have less to work with.
     """
     proto, names = export_with_names(model, skeleton=True)
+    for value_info in proto.graph.input:
+        if input_shapes and value_info.name in input_shapes:
+            dims = value_info.type.tensor_type.shape
+            dims.ClearField("dim")
+            for d in input_shapes[value_info.name]:
+                dims.dim.add().dim_value = int(d)
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
                                                      data_prop=_data_propagation_is_safe(model))
@@ -83,7 +91,7 @@ def untyped_outputs(model: Model) -> int:
     A dimension inference could not name (None, or one of onnx's made-up ``unk__N`` symbols) counts
     as missing: a later inference, after folding, may well know it.
     """
-    return sum(1 for node in model.graph.all_nodes() if node.domain in ("", "ai.onnx")
+    return sum(1 for node in model.graph.all_nodes() if is_standard_domain(node.domain)
                for out in node.outputs
                if out.type_proto is None and (out.dtype is None or out.shape is None
                                               or any(_unknown(d) for d in out.shape)))
@@ -138,7 +146,7 @@ def type_body_inputs(model: Model) -> int:
     gained = 0
     for graph in list(model.graph.all_graphs()):
         for node in graph:
-            if node.op_type not in ("Loop", "Scan") or node.domain not in ("", "ai.onnx"):
+            if node.op_type not in ("Loop", "Scan") or not is_standard_domain(node.domain):
                 continue
             for body in node.subgraphs():
                 if node.op_type == "Loop":

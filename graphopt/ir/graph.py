@@ -195,7 +195,11 @@ class Graph:
         return value
 
     def remove_const(self, value: Value) -> None:
-        """Drop an unused constant; refuses while it is used or is a graph output."""
+        """Drop an unused constant of this graph; refuses while it is used, is a graph output, or belongs
+        to another graph (removing it here would unlink it from its real owner)."""
+        if value not in self._consts:
+            raise IRError(f"cannot remove constant {value!r} from graph {self.name!r}: it is not one of "
+                          "this graph's constants")
         if value.num_uses or value.is_graph_output:
             raise IRError(f"cannot remove constant {value!r}: it is still used")
         self._consts.pop(value, None)

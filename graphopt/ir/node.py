@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from graphopt.errors import IRError
 from graphopt.ir.attributes import Attr, infer_attr
+from graphopt.ir.ops import is_standard_domain
 from graphopt.ir.value import Value
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class Node:
     @property
     def qualified_type(self) -> str:
         """``op_type`` prefixed by its domain unless it is the default ONNX domain."""
-        return self.op_type if self.domain in ("", "ai.onnx") else f"{self.domain}::{self.op_type}"
+        return self.op_type if is_standard_domain(self.domain) else f"{self.domain}::{self.op_type}"
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""

@@ -12,13 +12,10 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from graphopt.errors import PlanExecutionError
 from graphopt.memory.plan import MemoryPlan
 from graphopt.memory.verify import _names_read
 from graphopt.numerics.run import run_proto
-
-
-class PlanExecutionError(RuntimeError):
-    """The arena run could not proceed (a tensor larger than its planned bytes, a node that fails)."""
 
 
 def _single_node_model(model: onnx.ModelProto, node: onnx.NodeProto, feeds: dict[str, np.ndarray],

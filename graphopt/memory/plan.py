@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 
-from graphopt.errors import UsageError
+from graphopt.errors import PlanFormatError
 
 METADATA_KEY = "graphopt.memory_plan"
 FORMAT = "graphopt.memory-plan/1"
 
 
-class PlanFormatError(UsageError):
-    """A memory plan that is not valid JSON of the expected format."""
 
 
 @dataclass(frozen=True)

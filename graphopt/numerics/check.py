@@ -39,6 +39,9 @@ class NumericCheck:
             return None
         return self.check(record, model)
 
+    def on_failure(self, record: PassRecord, model: Model, failure: str) -> None:
+        """Nothing to do when a pass fails."""
+
     def check(self, record: PassRecord, model: Model, what: str | None = None) -> str | None:
         """Compare ``model`` with the reference; the outcome goes to ``record.checks['numeric']``."""
         outcome = self.outcome(model, what or f"model after pass {record.name!r}")

@@ -159,3 +159,12 @@ def run_model(model: Any, feeds: dict[str, np.ndarray], what: str = "model",
               libraries: Sequence[str] = ()) -> dict[str, Any]:
     """Run an IR Model once and return its outputs by name."""
     return open_session(model, what, libraries=libraries)[0].run(feeds)
+
+
+def observe(model: Any, values: Sequence[Any], feeds: dict[str, np.ndarray],
+            what: str = "model") -> dict[Any, Any]:
+    """Run an IR Model once and return what ``values`` (any of its tensors, intermediates included)
+    held, by Value: for passes that need to see real data (observed sizes, calibration ranges)."""
+    session, names = open_session(model, what, extra_outputs=values)
+    outputs = session.run(feeds)
+    return {value: outputs[name] for value in values if (name := names.get(value)) and name in outputs}

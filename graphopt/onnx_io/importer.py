@@ -18,6 +18,7 @@ from graphopt.ir.attributes import Attr
 from graphopt.ir.graph import Graph
 from graphopt.ir.model import Model
 from graphopt.ir.node import Node
+from graphopt.ir.ops import is_standard_domain
 from graphopt.ir.tensor import Tensor
 from graphopt.ir.value import Value
 from graphopt.onnx_io.types import read_type
@@ -172,7 +173,7 @@ def _op_counts(graph: onnx.GraphProto, counts: Counter | None = None) -> Counter
     counts = Counter() if counts is None else counts
     for node in graph.node:
         domain = node.domain
-        counts[node.op_type if domain in ("", "ai.onnx") else f"{domain}::{node.op_type}"] += 1
+        counts[node.op_type if is_standard_domain(domain) else f"{domain}::{node.op_type}"] += 1
         for attr in node.attribute:
             for sub in [attr.g] if attr.type == A.GRAPH else attr.graphs:
                 _op_counts(sub, counts)
@@ -229,7 +230,7 @@ class _Importer:
     def node(self, np_: onnx.NodeProto, graph: Graph, scopes: list[dict[str, Value]],
              scope: dict[str, Value]) -> None:
         inputs = [self._lookup(name, scopes, np_) if name else None for name in np_.input]
-        if np_.op_type == "Constant" and np_.domain in ("", "ai.onnx") and len(np_.output) == 1:
+        if np_.op_type == "Constant" and is_standard_domain(np_.domain) and len(np_.output) == 1:
             tensor = _constant_tensor(np_)
             if tensor is not None:
                 self._define(scope, np_.output[0], graph.add_const(tensor, np_.output[0]), "Constant")

@@ -87,3 +87,14 @@ def _atomic(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a text file (a report, a plan) atomically: a temporary file renamed over ``path``."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: cannot write it ({exc.strerror})") from None

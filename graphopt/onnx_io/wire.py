@@ -13,6 +13,8 @@ from typing import BinaryIO, Iterator, Sequence, Union
 
 import onnx
 
+from graphopt.errors import WireError
+
 MODEL_GRAPH = 7
 GRAPH_INITIALIZER = 5
 # TensorProto payload fields: float_data, int32_data, string_data, int64_data, raw_data,
@@ -22,8 +24,6 @@ TENSOR_PAYLOAD = frozenset({4, 5, 6, 7, 9, 10, 11})
 Buffer = Union[bytes, memoryview]
 
 
-class WireError(ValueError):
-    """The bytes are not a well-formed protobuf message (truncated, bad varint, groups...)."""
 
 
 @dataclass

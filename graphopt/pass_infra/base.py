@@ -16,6 +16,9 @@ class PassResult:
     changed: bool
     stats: dict[str, float] = field(default_factory=dict)
     rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule: attempts, matches, ...
+    # problems the pass recovered from but that are bugs (an evaluator that raised): shown as warnings,
+    # refused by --strict
+    warnings: list[str] = field(default_factory=list)
 
 
 @runtime_checkable

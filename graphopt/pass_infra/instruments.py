@@ -8,6 +8,7 @@ import re
 
 from graphopt.errors import VerificationError
 from graphopt.ir.model import Model
+from graphopt.ir.printer import format_model
 from graphopt.ir.verify import verify
 from graphopt.pass_infra.base import PassResult
 from graphopt.pass_infra.manager import PassRecord
@@ -31,12 +32,21 @@ class VerifyIR:
             return str(exc)
         return None
 
+    def on_failure(self, record: PassRecord, model: Model, failure: str) -> None:
+        """Nothing to do when a pass fails."""
+
+
+DUMP_FORMATS = ("onnx", "text", "both")
+
 
 class DumpIR:
-    """Write the model after each changing pass to ``folder/NN-pass-name.onnx``."""
+    """Write the model after each changing pass to ``folder/NNN-pass-name.onnx`` (and/or ``.txt``, the
+    one-line-per-node text form); a pass that fails is dumped as ``NNN-pass-name.FAILED.*`` as it was
+    before its rollback."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, dump_format: str = "onnx") -> None:
         self.folder = folder
+        self.dump_format = dump_format
         self.count = 0
         os.makedirs(folder, exist_ok=True)
 
@@ -46,9 +56,25 @@ class DumpIR:
     def after_pass(self, record: PassRecord, model: Model, result: PassResult) -> str | None:
         """Save a copy of the changed model; never fails the pass."""
         if result.changed:
+            self._dump(record, model, "")
+        return None
+
+    def on_failure(self, record: PassRecord, model: Model, failure: str) -> None:
+        """Save the model the failing pass left, with the failure as the text dump's first line."""
+        self._dump(record, model, ".FAILED", f"# {record.name} failed: {failure}\n")
+
+    def _dump(self, record: PassRecord, model: Model, suffix: str, header: str = "") -> None:
+        self.count += 1
+        safe = re.sub(r"[^\w\-]", "_", record.name)
+        stem = os.path.join(self.folder, f"{self.count:03d}-{safe}{suffix}")
+        if self.dump_format in ("onnx", "both"):
             from graphopt.onnx_io.save import save_model
 
-            self.count += 1
-            safe = re.sub(r"[^\w\-]", "_", record.name)
-            save_model(model, os.path.join(self.folder, f"{self.count:03d}-{safe}.onnx"))
-        return None
+            try:
+                save_model(model, stem + ".onnx")
+            except Exception as exc:  # noqa: BLE001 - a broken IR cannot always be exported: say so instead
+                with open(stem + ".onnx.error.txt", "w", encoding="utf-8") as handle:
+                    handle.write(f"{exc}\n")
+        if self.dump_format in ("text", "both"):
+            with open(stem + ".txt", "w", encoding="utf-8") as handle:
+                handle.write(header + format_model(model))

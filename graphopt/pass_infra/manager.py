@@ -36,6 +36,7 @@ class PassRecord:
     checks: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)  # passes that changed the model before this one
     rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule, for passes built on rules
+    warnings: list[str] = field(default_factory=list)  # problems the pass recovered from (PassResult)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON reports."""
@@ -57,11 +58,25 @@ class PipelineReport:
 
 
 class Instrument(Protocol):
-    """Hooks around each pass. ``after_pass`` returns a failure reason to roll the pass back."""
+    """Hooks around each pass. ``after_pass`` returns a failure reason to roll the pass back (the
+    instruments after a failing one are not asked); ``on_failure`` sees the failing model, before the
+    rollback, whatever failed it (the pass raising, the never-worse rule or an instrument)."""
 
     def before_pass(self, record: PassRecord, model: Model) -> None: ...
 
     def after_pass(self, record: PassRecord, model: Model, result: PassResult) -> str | None: ...
+
+    def on_failure(self, record: PassRecord, model: Model, failure: str) -> None: ...
+
+
+@dataclass
+class _RunState:
+    """What one ``PassManager.run`` tracks: local to the run, so a manager can run many models."""
+
+    generation: int = 0  # bumped by every pass that changes the model
+    idle_at: dict[str, int] = field(default_factory=dict)  # pass text -> generation it found idle
+    measured: tuple[int, int, int] = (-1, 0, 0)  # (generation, nodes, bytes)
+    snapshot: tuple[int, Model] | None = None  # (generation, copy): still exact while nothing changed
 
 
 @dataclass
@@ -77,58 +92,54 @@ class PassManager:
     """
 
     steps: list[Step]
-    instruments: list[Any] = field(default_factory=list)
+    instruments: list[Instrument] = field(default_factory=list)
     disabled: frozenset[str] = frozenset()
     on_failure: str = "rollback"
     registry: PassRegistry = DEFAULT_REGISTRY
     progress: Callable[[PassRecord], None] | None = None
     pipeline_text: str = ""
     never_worse: bool = True
-    _generation: int = 0  # bumped by every pass that changes the model
-    _idle_at: dict[str, int] = field(default_factory=dict)  # pass text -> generation it found idle
-    _measured: tuple[int, int, int] = (-1, 0, 0)  # (generation, nodes, bytes)
-    _snapshot: tuple[int, Model] | None = None  # (generation, copy): still exact while nothing changed
 
     def run(self, model: Model) -> PipelineReport:
         """Run every step; returns the report (the model is changed in place)."""
         report = PipelineReport(self.pipeline_text)
-        self._run_steps(self.steps, model, report, [])
+        self._run_steps(self.steps, model, report, [], _RunState())
         return report
 
     def _run_steps(self, steps: list[Step], model: Model, report: PipelineReport,
-                   history: list[str]) -> bool:
+                   history: list[str], state: _RunState) -> bool:
         changed = False
         for step in steps:
             if isinstance(step, Fixpoint):
-                changed |= self._run_fixpoint(step, model, report, history)
+                changed |= self._run_fixpoint(step, model, report, history, state)
             else:
-                changed |= self._run_pass(step, model, report, history)
+                changed |= self._run_pass(step, model, report, history, state)
         return changed
 
     def _run_fixpoint(self, step: Fixpoint, model: Model, report: PipelineReport,
-                      history: list[str]) -> bool:
+                      history: list[str], state: _RunState) -> bool:
         any_change = False
         for _ in range(step.max_iterations):
-            if not self._run_steps(step.steps, model, report, history):
+            if not self._run_steps(step.steps, model, report, history, state):
                 return any_change
             any_change = True
         report.warnings.append(f"{step} did not converge within {step.max_iterations} iterations")
         return any_change
 
     def _run_pass(self, step: PassStep, model: Model, report: PipelineReport,
-                  history: list[str]) -> bool:
+                  history: list[str], state: _RunState) -> bool:
         key = str(step)
-        if self._idle_at.get(key) == self._generation:
+        if state.idle_at.get(key) == state.generation:
             return False
         record = PassRecord(step.name, key, history=list(history))
         report.records.append(record)
         if step.name in self.disabled:
             record.status = "disabled"
-            self._idle_at[key] = self._generation
+            state.idle_at[key] = state.generation
             return False
         pass_ = self.registry.create(step.name, step.options)
-        record.nodes_before, record.bytes_before = self._measure(model)
-        snapshot = self._take_snapshot(model) if self.on_failure == "rollback" else None
+        record.nodes_before, record.bytes_before = self._measure(model, state)
+        snapshot = self._take_snapshot(model, state) if self.on_failure == "rollback" else None
         for inst in self.instruments:
             inst.before_pass(record, model)
         start = time.perf_counter()
@@ -137,6 +148,8 @@ class PassManager:
         if result is not None:
             record.stats = dict(result.stats)
             record.rules = dict(result.rules)
+            record.warnings = list(result.warnings)
+            report.warnings.extend(f"pass {step.name!r}: {w}" for w in result.warnings)
             record.status = "changed" if result.changed else "unchanged"
             if result.changed and self.never_worse \
                     and not getattr(pass_, "may_grow", False):
@@ -150,14 +163,16 @@ class PassManager:
         elif failure is not None:
             record.cause = "raised"
         if failure is not None:
-            self._fail(record, model, snapshot, failure)
-            self._idle_at[key] = self._generation
+            for inst in self.instruments:
+                inst.on_failure(record, model, failure)
+            self._fail(record, model, snapshot, failure, state)
+            state.idle_at[key] = state.generation
             return False
         if record.status == "changed":
-            self._generation += 1
+            state.generation += 1
         else:
-            self._idle_at[key] = self._generation
-        record.nodes_after, record.bytes_after = self._measure(model)
+            state.idle_at[key] = state.generation
+        record.nodes_after, record.bytes_after = self._measure(model, state)
         if self.progress is not None:
             self.progress(record)
         if record.status == "changed":
@@ -165,17 +180,19 @@ class PassManager:
             return True
         return False
 
-    def _take_snapshot(self, model: Model) -> Model:
+    @staticmethod
+    def _take_snapshot(model: Model, state: _RunState) -> Model:
         """A copy of the model to roll back to; the last one is reused while no pass changed anything."""
-        if self._snapshot is None or self._snapshot[0] != self._generation:
-            self._snapshot = (self._generation, clone_model(model))
-        return self._snapshot[1]
+        if state.snapshot is None or state.snapshot[0] != state.generation:
+            state.snapshot = (state.generation, clone_model(model))
+        return state.snapshot[1]
 
-    def _measure(self, model: Model) -> tuple[int, int]:
+    @staticmethod
+    def _measure(model: Model, state: _RunState) -> tuple[int, int]:
         """Node count and weight bytes, recomputed only after the model changed."""
-        if self._measured[0] != self._generation:
-            self._measured = (self._generation, model.node_count(), model.const_bytes())
-        return self._measured[1], self._measured[2]
+        if state.measured[0] != state.generation:
+            state.measured = (state.generation, model.node_count(), model.const_bytes())
+        return state.measured[1], state.measured[2]
 
     def _invoke(self, pass_: Any, model: Model, step: PassStep) -> tuple[str | None, PassResult | None]:
         try:
@@ -191,12 +208,13 @@ class PassManager:
             raise TypeError(f"pass {step.name!r} returned {type(result).__name__}, expected PassResult")
         return None, result
 
-    def _fail(self, record: PassRecord, model: Model, snapshot: Model | None, failure: str) -> None:
+    def _fail(self, record: PassRecord, model: Model, snapshot: Model | None, failure: str,
+              state: _RunState) -> None:
         record.failure = failure
         if snapshot is None:
             raise PassFailedError(f"pass {record.name!r} failed: {failure}")
         model.__dict__.update(snapshot.__dict__)
-        self._snapshot = None  # the model now owns the snapshot's graph
+        state.snapshot = None  # the model now owns the snapshot's graph
         record.status = "rolled-back"
         record.nodes_after, record.bytes_after = record.nodes_before, record.bytes_before
         log.warning("pass %s rolled back: %s", record.name, failure)

@@ -3,6 +3,7 @@ the ``@register_pass`` decorator and the ``graphopt.passes`` entry-point group."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -10,7 +11,7 @@ import logging
 import os
 import sys
 from importlib.metadata import entry_points
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from graphopt.errors import PluginError, UnknownPassError, UsageError
 
@@ -27,18 +28,34 @@ class PassRegistry:
         self._entry_points_loaded = False
 
     def register(self, cls: type) -> type:
-        """Register ``cls`` under ``cls.name``; re-registering the same class is a no-op."""
+        """Register ``cls`` under ``cls.name``. Registering it again, or the same class of the same file
+        loaded again, is allowed; another class under a taken name is a PluginError naming both."""
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"{cls.__qualname__} has no 'name' class attribute (e.g. name = 'my-pass')")
         if not callable(getattr(cls, "run", None)):
             raise PluginError(f"pass {name!r} ({cls.__qualname__}) has no run(model) method")
         known = self._passes.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise PluginError(f"two passes are named {name!r}: {known.__module__}.{known.__qualname__} "
-                              f"and {cls.__module__}.{cls.__qualname__}")
-        self._passes[name] = cls
+        if known is not None and known is not cls and _source(known) != _source(cls):
+            raise PluginError(f"two passes are named {name!r}: {_source(known)[1]} from {_source(known)[0]} "
+                              f"and {_source(cls)[1]} from {_source(cls)[0]}; rename one (its 'name' "
+                              "class attribute) or load only one of them")
+        self._passes[name] = cls  # the same class, or the same file loaded again: the newest wins
         return cls
+
+    @contextlib.contextmanager
+    def scope(self, only: Iterable[str] | None = None) -> Iterator[PassRegistry]:
+        """Passes registered inside the ``with`` block (plugins loaded by a test, a notebook cell) are
+        forgotten on exit; with ``only``, just those passes stay registered inside the block."""
+        self.load_entry_points()
+        saved = dict(self._passes)
+        if only is not None:
+            keep = set(only)
+            self._passes = {k: v for k, v in saved.items() if k in keep}
+        try:
+            yield self
+        finally:
+            self._passes = saved
 
     def load_entry_points(self) -> None:
         """Import every module advertised in the ``graphopt.passes`` entry-point group, once."""
@@ -137,3 +154,10 @@ def pass_from_function(name: str) -> Callable[[Callable], type]:
                                      "__doc__": fn.__doc__, "__module__": fn.__module__})
         return register_pass(cls)
     return wrap
+
+
+def _source(cls: type) -> tuple[str, str]:
+    """Where a pass class comes from: its file (or module name) and qualified name."""
+    module = sys.modules.get(cls.__module__)
+    where = getattr(module, "__file__", None) or cls.__module__
+    return os.path.realpath(where) if os.path.exists(where) else where, cls.__qualname__

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 from graphopt.ir.node import Node
+from graphopt.ir.ops import COMMUTATIVE_OPS, STANDARD_DOMAINS, is_standard_domain
 from graphopt.ir.value import Value
 
-COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "And", "Or", "Xor", "Equal"})
 AttrTest = Union[Any, Callable[[Any], bool]]
 
 
@@ -115,7 +115,7 @@ def _match_node(pattern: Op, node: Node, result: Match) -> bool:
         elif actual != test:
             return False
     commutative = pattern.commutative if pattern.commutative is not None else \
-        pattern.op_type in COMMUTATIVE
+        pattern.op_type in COMMUTATIVE_OPS
     orders = [list(node.inputs)]
     if commutative and len(node.inputs) == 2:
         orders.append([node.inputs[1], node.inputs[0]])
@@ -132,7 +132,7 @@ def _match_node(pattern: Op, node: Node, result: Match) -> bool:
 
 
 def _domains(domain: str) -> tuple[str, ...]:
-    return ("", "ai.onnx") if domain in ("", "ai.onnx") else (domain,)
+    return STANDARD_DOMAINS if is_standard_domain(domain) else (domain,)
 
 
 def _match_inputs(pattern: Op, inputs: list[Value | None], result: Match) -> bool:

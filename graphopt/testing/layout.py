@@ -11,6 +11,8 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
+from graphopt.errors import NotWrappable
+
 SENSITIVE = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
                        "GlobalMaxPool", "BatchNormalization", "InstanceNormalization", "LRN", "LpPool",
                        "GlobalLpPool", "DepthToSpace", "SpaceToDepth", "Pad", "Resize"})
@@ -22,8 +24,6 @@ AXIS_FREE = frozenset({"Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigm
 TO_LAST, TO_FIRST = [0, 2, 3, 1], [0, 3, 1, 2]
 
 
-class NotWrappable(ValueError):
-    """The model has an op that would need its axes remapped to read NHWC tensors."""
 
 
 def wrap_layout_sensitive(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -1,4 +1,4 @@
-"""graphopt.analyses.lifetimes: byte sizes, live steps for one order (graph outputs to the end, unread
+"""plan-memory's lifetimes: byte sizes, live steps for one order (graph outputs to the end, unread
 outputs only at their step, reads inside If/Loop bodies at the holder's step), the peak, sizes at
 fixed input shapes, and the error that asks for --input-shape."""
 
@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import onnx
 import pytest
+from graphopt.passes.plan_memory._lifetimes import (
+    lifetimes,
+    peak_bytes,
+    sizes_at_shapes,
+    tensor_bytes,
+)
 from memory_kit import TINY_CNN, chain, if_capture, names, two_branches, typed
 from onnx import TensorProto as T
 from onnx import helper as h
 from passes_kit import info, ints, make
 
 from graphopt import Value, load_model
-from graphopt.analyses.lifetimes import (
-    UnknownSizeError,
-    lifetimes,
-    peak_bytes,
-    sizes_at_shapes,
-    tensor_bytes,
-)
-from graphopt.errors import UsageError
+from graphopt.errors import UnknownSizeError, UsageError
 
 
 def _spans(model, order=None, size_of=tensor_bytes) -> list[tuple[str, int, int, int]]:

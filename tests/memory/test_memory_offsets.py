@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import pytest
-from graphopt.passes.memory_offsets import Block, align, assign_offsets, lower_bound, place
+from graphopt.passes.plan_memory._offsets import Block, align, assign_offsets, lower_bound, place
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

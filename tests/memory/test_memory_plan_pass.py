@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from graphopt.passes.memory_schedule import memory_greedy_order
+from graphopt.passes.plan_memory._lifetimes import tensor_bytes
+from graphopt.passes.plan_memory._schedule import memory_greedy_order
 from memory_kit import (
     TINY_CNN,
     chain,
@@ -25,8 +26,7 @@ from passes_kit import array, assert_same_outputs, info, ints, make, randn
 
 import graphopt
 from graphopt import export_model, load_model
-from graphopt.analyses.lifetimes import UnknownSizeError, tensor_bytes
-from graphopt.errors import UsageError
+from graphopt.errors import UnknownSizeError, UsageError
 from graphopt.memory import METADATA_KEY
 from graphopt.memory.verify import check_plan
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY

@@ -3,13 +3,13 @@ included), deterministic, and lower-peak than a stored order that computes every
 
 from __future__ import annotations
 
-from graphopt.passes.memory_schedule import is_valid_order, memory_greedy_order, reads
+from graphopt.passes.plan_memory._lifetimes import lifetimes, peak_bytes, sizes_at_shapes, tensor_bytes
+from graphopt.passes.plan_memory._schedule import is_valid_order, memory_greedy_order, outer_reads
 from memory_kit import TINY_CNN, chain, if_capture, names, residual_cnn, two_branches, typed
 from onnx import helper as h
 from passes_kit import info, make
 
 from graphopt import load_model
-from graphopt.analyses.lifetimes import lifetimes, peak_bytes, sizes_at_shapes, tensor_bytes
 
 
 def _size(value) -> int:
@@ -55,7 +55,7 @@ def test_an_if_that_captures_a_value_in_a_nested_body_runs_after_that_value_s_pr
     If first; ``a`` is read by an If inside its then-branch, so the If must wait for the Tile."""
     graph = typed(if_capture()).graph
     tile, outer_if, mean, add = graph
-    assert tile.outputs[0] in reads(outer_if, graph)
+    assert tile.outputs[0] in outer_reads(outer_if, graph)
     order = memory_greedy_order(graph, _size)
     assert order.index(tile) < order.index(outer_if)
     assert is_valid_order(order, graph)

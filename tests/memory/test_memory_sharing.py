@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from graphopt.passes.memory_alias import Sharing, share_buffers
+from graphopt.passes.plan_memory._lifetimes import lifetimes
+from graphopt.passes.plan_memory._sharing import Sharing, share_buffers
 from memory_kit import chain, typed
 from onnx import helper as h
 from passes_kit import array, info, ints, make, randn
-
-from graphopt.analyses.lifetimes import lifetimes
 
 Buffers = list[tuple[int, int, int, list[str]]]
 

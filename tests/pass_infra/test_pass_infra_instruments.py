@@ -45,11 +45,30 @@ def test_dump_ir_makes_pass_names_safe_for_file_names(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["001-my_pass_v2.onnx"]
 
 
-def test_dump_ir_does_not_dump_a_rolled_back_pass(tmp_path: Path) -> None:
-    """An instrument before it vetoes the change, so DumpIR is not asked."""
-    dump = DumpIR(str(tmp_path / "d"))
+def test_dump_ir_dumps_the_model_a_failing_pass_left(tmp_path: Path) -> None:
+    """The verifier vetoes the change; DumpIR's failure hook still writes what the pass left (as text:
+    the broken IR cannot be exported, which the ONNX dump's place says), before the rollback."""
+    dump = DumpIR(str(tmp_path / "d"), "both")
     manager = PassManager(parse_pipeline("leaves-dangling-use"), [VerifyIR(), dump],
                           registry=registry(LeavesDanglingUse))
     report = manager.run(import_model(messy_model()))
     assert report.records[0].status == "rolled-back"
-    assert list((tmp_path / "d").iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "001-leaves-dangling-use.FAILED.onnx.error.txt", "001-leaves-dangling-use.FAILED.txt"]
+    text = (tmp_path / "d" / "001-leaves-dangling-use.FAILED.txt").read_text()
+    assert text.startswith(f"# leaves-dangling-use failed: {report.records[0].failure}\nmodel opsets [")
+
+
+def test_dump_format_text_writes_one_line_per_node_to_diff(tmp_path: Path) -> None:
+    """The text form names every node with its typed outputs and inputs; the DCE dump lacks the dead node."""
+    dump = DumpIR(str(tmp_path), "text")
+    PassManager(parse_pipeline("eliminate-dead-code,fold-constants"), [dump],
+                registry=registry()).run(import_model(messy_model()))
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["001-eliminate-dead-code.txt", "002-fold-constants.txt"]
+    after_dce = (tmp_path / files[0]).read_text().splitlines()
+    after_fold = (tmp_path / files[1]).read_text().splitlines()
+    node_lines = [line.strip() for line in after_dce
+                  if " = " in line and not line.strip().startswith("const")]
+    assert [line.split(" = ")[1].split("(")[0].split(" ")[0] for line in node_lines] == ["Relu", "Add", "Mul"]
+    assert sum(" = Add" in line for line in after_fold) == 0 and after_fold[0].startswith("model opsets [")

@@ -166,7 +166,7 @@ def test_record_as_dict_has_every_field_for_json() -> None:
     assert record.as_dict() == {"name": "p", "step": "", "status": "changed", "seconds": 0.0,
                                 "nodes_before": 0, "nodes_after": 0, "bytes_before": 0, "bytes_after": 0,
                                 "stats": {"n": 1}, "failure": None, "cause": None, "checks": {},
-                                "history": [], "rules": {}}
+                                "history": [], "rules": {}, "warnings": []}
 
 
 def test_snapshot_is_reused_while_no_pass_changed_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,3 +193,17 @@ def test_a_rollback_after_a_change_restores_the_changed_model_not_an_older_copy(
     report = _manager("eliminate-dead-code,damages-then-raises", DamagesThenRaises).run(model)
     assert [r.status for r in report.records] == ["changed", "rolled-back"]
     assert snapshot(model) == snapshot(expected) and "Add" in op_types(model)
+
+
+def test_one_manager_runs_a_second_model_as_if_it_were_the_first() -> None:
+    """Regression: the idle-pass memo lived on the manager, so a pass idle on the first model was
+    skipped on the second (same generation 0), and a rollback could restore the *first* model."""
+    manager = PassManager(parse_pipeline("eliminate-dead-code,damages-then-raises"),
+                          registry=registry(DamagesThenRaises))
+    first, second = import_model(add_model()), import_model(messy_model())
+    manager.run(first)
+    report = manager.run(second)
+    assert [(r.name, r.status) for r in report.records] == [
+        ("eliminate-dead-code", "changed"), ("damages-then-raises", "rolled-back")]
+    assert op_types(second) == ["Relu", "Add", "Mul"]  # the dead Neg is gone, the Add is back
+    assert op_types(first) == ["Add"]

@@ -124,6 +124,52 @@ def test_register_refuses_two_different_classes_with_one_name() -> None:
         reg.register(Impostor)
 
 
+def test_two_plugin_files_with_the_same_class_and_pass_name_clash(tmp_path: Path) -> None:
+    """Regression: identity was the class *name*, so a second plugin file with the same class and pass
+    name silently replaced the first. Now the clash is an error naming both files."""
+    reg = PassRegistry()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "plugin.py").write_text(PLUGIN_SOURCE.format(name="rename-graph")
+                                                     .replace("@register_pass\n", ""))
+    classes = []
+    for folder in ("a", "b"):
+        import importlib.util
+        import sys
+        spec = importlib.util.spec_from_file_location(f"clash_{folder}", tmp_path / folder / "plugin.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[f"clash_{folder}"] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        classes.append(module.RenameGraph)
+    reg.register(classes[0])
+    with pytest.raises(PluginError) as info:
+        reg.register(classes[1])
+    message = str(info.value)
+    assert "two passes are named 'rename-graph'" in message
+    assert str((tmp_path / "a" / "plugin.py").resolve()) in message
+    assert str((tmp_path / "b" / "plugin.py").resolve()) in message
+    assert reg.get("rename-graph") is classes[0]
+
+
+def test_loading_the_same_plugin_file_twice_is_allowed(tmp_path: Path,
+                                                       default_registry: PassRegistry) -> None:
+    """The same file loaded again (two --plugin flags, a notebook re-run) is the same source: no clash."""
+    path = tmp_path / "plugin.py"
+    path.write_text(PLUGIN_SOURCE.format(name="rename-twice"))
+    default_registry.load_plugin(str(path))
+    default_registry.load_plugin(str(path))
+    assert default_registry.get("rename-twice").__name__ == "RenameGraph"
+
+
+def test_scope_forgets_what_was_registered_inside_it(tmp_path: Path) -> None:
+    """The public way for tests to isolate the registry (instead of editing its private dict)."""
+    reg = PassRegistry()
+    with reg.scope(only=["fuse-pad"]) as inside:
+        assert list(inside.all()) == ["fuse-pad"]
+        inside.register(WithOptions)
+    assert "with-options" not in reg.all() and "fold-constants" in reg.all()
+
+
 PLUGIN_SOURCE = '''
 from dataclasses import dataclass
 from typing import ClassVar

@@ -326,7 +326,9 @@ def test_property_folded_int_expressions_equal_onnxruntime(ops: list[tuple[str, 
     proto = make(nodes, [], outputs, inits)
     try:
         expected = ort(proto, {})
-    except Exception:  # a Div by a folded zero: onnxruntime refuses the original, nothing to compare
+    except Exception:  # noqa: BLE001 - only an integer Div by a computed zero makes the original fail
+        model, result = run_pass(proto, "fold-constants")
+        assert result.stats["unfoldable"] >= 1 and "Div" in op_types(model)  # the failure is kept
         return
     model, result = run_pass(proto, "fold-constants")
     assert result.stats["folded"] == len(ops)

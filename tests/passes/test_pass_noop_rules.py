@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 import pytest
-from graphopt.passes.noop_rules import noop_source
+from graphopt.passes.eliminate_dead_code._noop_rules import noop_source
 from onnx import TensorProto as T
 from onnx import helper as h
 from passes_kit import array, assert_same_outputs, info, ints, make, op_types, randn, run_pass, untyped

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from onnx import helper as h
 from passes_kit import array, info, ints, make, op_types, ort, run_pass
 
 import graphopt
+from graphopt.errors import RuntimeCheckError
 from graphopt.numerics.run import run_proto
 
 HIDDEN = 3
@@ -196,20 +197,26 @@ def test_every_run_that_succeeds_keeps_its_outputs(kind: str, axis: int, batch_d
                                                    extra_output: bool) -> None:
     """Whatever the pass removes, every input on which the original runs gives the same outputs after
     the pass (and after the whole default pipeline), for all batch and time sizes tried."""
+    # the conv model with the batch dispatch runs on none of the sizes (its weight's rank differs from
+    # every input's): the claim is vacuous there, so hypothesis is told instead of counting a pass
+    assume(not (kind == "conv" and batch_dispatch))
     proto = dispatch_model(kind, axis, batch_dispatch, extra_output)
     pruned, _ = run_pass(proto, "prune-failing-branches")
     full = graphopt.optimize(proto, graphopt.OptimizeOptions(check="off")).model
+    ran = 0
     for n in (1, 2):
         for t in (1, 2, 4):
             try:
                 expected = run_proto(proto, _feeds(n, t))
-            except Exception:  # the original fails on this input: nothing to keep
+            except RuntimeCheckError:  # the original fails on this input: nothing to keep
                 continue
+            ran += 1
             for optimized in (pruned, full):
                 got = ort(optimized, _feeds(n, t))
                 assert sorted(got) == sorted(expected)
                 for name in expected:
                     np.testing.assert_array_equal(got[name], expected[name])
+    assert ran > 0  # some size the original accepts was compared: the test cannot pass vacuously
 
 
 def test_cli_verbose_logs_which_branch_was_pruned_and_why(tmp_path, caplog: pytest.LogCaptureFixture) -> None:

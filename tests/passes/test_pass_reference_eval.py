@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from graphopt.passes.reference_eval import evaluate_with_reference
+from graphopt.passes.fold_constants._reference_fallback import evaluate_with_reference
 from onnx import helper as h
 from passes_kit import array, make, untyped
 

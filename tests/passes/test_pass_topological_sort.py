@@ -16,7 +16,7 @@ from onnx import helper as h
 from passes_kit import info, make, op_types, ort, randn, run_pass, untyped
 
 from graphopt import Graph, Model, Node, Value, verify
-from graphopt.errors import VerificationError
+from graphopt.errors import GraphCycleError, VerificationError
 
 
 def _model(graph: Graph) -> Model:
@@ -128,14 +128,14 @@ def test_move_producer_of_a_value_read_inside_a_subgraph_before_the_if() -> None
 
 
 def test_refuse_a_cycle_naming_the_graph() -> None:
-    """A cycle has no order: ValueError naming the graph (the pass manager then rolls back)."""
+    """A cycle has no order: GraphCycleError naming the graph (the pass manager then rolls back)."""
     graph = Graph("loopy")
     x = _input(graph)
     a = Node("Relu", [x])
     b = Node("Neg", [a.outputs[0]])
     a.replace_input(0, b.outputs[0])
     graph.append(a, b)
-    with pytest.raises(ValueError, match="graph 'loopy' has a cycle"):
+    with pytest.raises(GraphCycleError, match="graph .loopy. has a cycle"):
         TopologicalSort().run(_model(graph))
 
 

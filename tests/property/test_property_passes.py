@@ -111,7 +111,7 @@ def _in_original_layout(model: Model, inputs: dict[str, np.ndarray]) -> dict[str
 def test_convert_opset_preserves_semantics_or_refuses_cleanly(data: st.DataObject) -> None:
     """A random model converted to a random opset (up or down, 11..21) either computes the same outputs
     at the target opset, or is refused with an OpsetConversionError naming the op and node."""
-    from graphopt.passes.opset_adapters import OpsetConversionError
+    from graphopt.errors import OpsetConversionError
 
     proto = data.draw(models(**RICH, if_subgraphs=data.draw(st.booleans())))
     target = data.draw(st.sampled_from([11, 12, 13, 14, 16, 17, 18, 19, 20, 21]))

@@ -9,10 +9,11 @@ from typing import Callable
 import numpy as np
 
 from graphopt import Graph, Node, Tensor, replace_node
+from graphopt.errors import OpsetConversionError
 
-from .opset_adapters import OpsetConversionError, text_attr
-from .opset_build import const_like, finish, rank_of
-from .opset_norms import group_norm, layer_norm, rms_norm
+from ._adapters import text_attr
+from ._build import const_like, finish, rank_of
+from ._norms import group_norm, layer_norm, rms_norm
 
 Decomposition = Callable[[Node, Graph, int, int], list[Node]]
 """(node, graph, target opset, source opset) -> the nodes that replaced it."""

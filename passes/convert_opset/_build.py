@@ -7,8 +7,7 @@ import numpy as np
 from onnx import TensorProto as T
 
 from graphopt import Graph, Node, Tensor, Value, replace_all_uses_with
-
-from .opset_adapters import OpsetConversionError
+from graphopt.errors import OpsetConversionError
 
 _NUMPY_TYPES = {T.FLOAT: np.float32, T.FLOAT16: np.float16, T.DOUBLE: np.float64, T.INT8: np.int8,
                 T.INT16: np.int16, T.INT32: np.int32, T.INT64: np.int64, T.UINT8: np.uint8,

@@ -6,16 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence
 
-from graphopt import Model, Node, PassResult, Value, register_pass
-from graphopt.analyses.lifetimes import Lifetime, lifetimes, measure_sizes, peak_bytes
+from graphopt import Model, Node, PassResult, Value, load_arrays, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import UsageError
 from graphopt.memory import METADATA_KEY, MemoryPlan, Placement
-from graphopt.numerics.user_inputs import load_arrays
 
-from .memory_alias import Sharing, share_buffers
-from .memory_offsets import Block, align, assign_offsets, lower_bound
-from .memory_schedule import memory_greedy_order
+from ._lifetimes import Lifetime, lifetimes, measure_sizes, peak_bytes
+from ._offsets import Block, align, assign_offsets, lower_bound
+from ._schedule import memory_greedy_order
+from ._sharing import Sharing, share_buffers
 
 IN_PLACE_MODES = ("none", "unary", "binary")
 

@@ -11,13 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from graphopt import Graph, Node, Tensor, Value
-from graphopt.errors import UsageError
-
-
-class OpsetConversionError(UsageError):
-    """A node that cannot be expressed at the target opset (exit code 2: nothing is written)."""
-
+from graphopt import FLOAT_TYPES, NUMPY_FLOATS, Graph, Node, Tensor, Value
+from graphopt.errors import OpsetConversionError
 
 Adapter = Callable[[Node, Graph], None]
 UP: dict[tuple[str, int], Adapter] = {}
@@ -40,29 +35,29 @@ def _const_list(node: Node, index: int, what: str) -> list | None:
     return np.asarray(value.const.numpy()).reshape(-1).tolist()
 
 
-def _attr_to_input(name: str, index: int, dtype=np.int64) -> Adapter:  # type: ignore[no-untyped-def]
+def attr_to_input(name: str, index: int, dtype=np.int64) -> Adapter:  # type: ignore[no-untyped-def]
     def up(node: Node, graph: Graph) -> None:
         value = node.attrs.pop(name, None)
         inputs = list(node.inputs) + [None] * max(0, index + 1 - len(node.inputs))
         if value is not None:
             inputs[index] = graph.add_const(Tensor.from_array(np.array(value.value, dtype=dtype)))
-        node.set_inputs(_trim(inputs))
+        node.set_inputs(trim(inputs))
     return up
 
 
-def _input_to_attr(name: str, index: int, what: str, scalar: bool = False) -> Adapter:
+def input_to_attr(name: str, index: int, what: str, scalar: bool = False) -> Adapter:
     def down(node: Node, graph: Graph) -> None:
         values = _const_list(node, index, what)
         inputs = list(node.inputs)
         if index < len(inputs):
             inputs[index] = None
-        node.set_inputs(_trim(inputs))
+        node.set_inputs(trim(inputs))
         if values is not None:
             node.set_attr(name, values[0] if scalar else [_plain(v) for v in values])
     return down
 
 
-def _trim(inputs: list[Value | None]) -> list[Value | None]:
+def trim(inputs: list[Value | None]) -> list[Value | None]:
     while inputs and inputs[-1] is None:
         inputs.pop()
     return inputs
@@ -82,18 +77,18 @@ def _drop_attrs(*names: str, refuse_if: Callable[[Node], str | None] | None = No
     return down
 
 
-def _noop(node: Node, graph: Graph) -> None:
+def noop(node: Node, graph: Graph) -> None:
     """A pure version bump (type constraints are checked by the caller)."""
 
 
 # axes: attribute before, input from (Squeeze/Unsqueeze/ReduceSum at 13, other Reduce* at 18)
 for _op in ("Squeeze", "Unsqueeze", "ReduceSum"):
-    UP[(_op, 13)] = _attr_to_input("axes", 1)
-    DOWN[(_op, 13)] = _input_to_attr("axes", 1, "axes")
+    UP[(_op, 13)] = attr_to_input("axes", 1)
+    DOWN[(_op, 13)] = input_to_attr("axes", 1, "axes")
 for _op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
             "ReduceLogSumExp", "ReduceSumSquare"):
-    UP[(_op, 18)] = _attr_to_input("axes", 1)
-    DOWN[(_op, 18)] = _input_to_attr("axes", 1, "axes")
+    UP[(_op, 18)] = attr_to_input("axes", 1)
+    DOWN[(_op, 18)] = input_to_attr("axes", 1, "axes")
 
 
 def _reduce_down(inner: Adapter) -> Adapter:
@@ -111,8 +106,8 @@ def _reduce_down(inner: Adapter) -> Adapter:
 for _key in [k for k in DOWN if k[0].startswith("Reduce")]:
     DOWN[_key] = _reduce_down(DOWN[_key])
 
-UP[("Split", 13)] = _attr_to_input("split", 1)
-DOWN[("Split", 13)] = _input_to_attr("split", 1, "split sizes")
+UP[("Split", 13)] = attr_to_input("split", 1)
+DOWN[("Split", 13)] = input_to_attr("split", 1, "split sizes")
 
 
 def _split_num_outputs_down(node: Node, graph: Graph) -> None:
@@ -152,11 +147,11 @@ DOWN[("Clip", 11)] = lambda node, graph: _clip_down(node, graph)
 def _clip_up(node: Node, graph: Graph) -> None:
     lo, hi = node.attrs.pop("min", None), node.attrs.pop("max", None)
     dtype = node.inputs[0].dtype if node.inputs[0] is not None else 1
-    np_type = {1: np.float32, 10: np.float16, 11: np.float64}.get(dtype or 1, np.float32)
+    np_type = NUMPY_FLOATS.get(dtype or 1, np.float32)
     inputs = [node.inputs[0],
               None if lo is None else graph.add_const(Tensor.from_array(np.array(lo.value, np_type))),
               None if hi is None else graph.add_const(Tensor.from_array(np.array(hi.value, np_type)))]
-    node.set_inputs(_trim(inputs))
+    node.set_inputs(trim(inputs))
 
 
 def _clip_down(node: Node, graph: Graph) -> None:
@@ -172,7 +167,7 @@ def _clip_down(node: Node, graph: Graph) -> None:
 def _pad_up(node: Node, graph: Graph) -> None:
     pads, value = node.attrs.pop("pads", None), node.attrs.pop("value", None)
     dtype = node.inputs[0].dtype if node.inputs[0] is not None else 1
-    np_type = {1: np.float32, 10: np.float16, 11: np.float64}.get(dtype or 1, np.float32)
+    np_type = NUMPY_FLOATS.get(dtype or 1, np.float32)
     inputs = [node.inputs[0], graph.add_const(Tensor.from_array(np.array(pads.value, np.int64)))]
     if value is not None and float(value.value) != 0.0:
         inputs.append(graph.add_const(Tensor.from_array(np.array(value.value, np_type))))
@@ -200,12 +195,12 @@ def _pad_axes_down(node: Node, graph: Graph) -> None:
     full = [0] * (2 * src.rank)
     for i, axis in enumerate(axes):
         full[axis], full[src.rank + axis] = int(pads[i]), int(pads[len(axes) + i])
-    node.set_inputs(_trim([src, graph.add_const(Tensor.from_array(np.array(full, np.int64))),
+    node.set_inputs(trim([src, graph.add_const(Tensor.from_array(np.array(full, np.int64))),
                            node.inputs[2] if len(node.inputs) > 2 else None]))
 
 
 UP[("Pad", 11)], DOWN[("Pad", 11)] = _pad_up, _pad_down
-UP[("Pad", 18)], DOWN[("Pad", 18)] = _noop, _pad_axes_down
+UP[("Pad", 18)], DOWN[("Pad", 18)] = noop, _pad_axes_down
 DOWN[("Pad", 19)] = _drop_attrs(refuse_if=lambda n: "mode 'wrap' is new in opset 19"
                                 if text_attr(n, "mode", "constant") == "wrap" else None)
 
@@ -249,7 +244,7 @@ DOWN[("Reshape", 14)] = _reshape_down
 DOWN[("Cast", 19)] = _drop_attrs("saturate")
 DOWN[("BatchNormalization", 14)] = _drop_attrs("training_mode", refuse_if=lambda n: "training_mode=1"
                                                if n.attr("training_mode", 0) else None)
-DOWN[("BatchNormalization", 15)] = _noop
+DOWN[("BatchNormalization", 15)] = noop
 
 
 def _shape_down(node: Node, graph: Graph) -> None:
@@ -283,7 +278,7 @@ def _topk_up(node: Node, graph: Graph) -> None:
 
 
 UP[("TopK", 10)] = _topk_up
-DOWN[("TopK", 10)] = _input_to_attr("k", 1, "k", scalar=True)
+DOWN[("TopK", 10)] = input_to_attr("k", 1, "k", scalar=True)
 
 
 # Dropout: mask becomes bool at 10; ratio attribute becomes an input and training_mode appears at 12
@@ -368,7 +363,7 @@ UP[("GridSample", 20)], DOWN[("GridSample", 20)] = _grid_sample_up, _grid_sample
 def _mod_down_28(node: Node, graph: Graph) -> None:
     """Floating-point Mod with fmod=0 (floor semantics) is new in opset 28; before, floats need fmod=1."""
     dtype = node.inputs[0].dtype if node.inputs[0] is not None else None
-    floating = dtype in (1, 10, 11, 16) or dtype is None
+    floating = dtype in FLOAT_TYPES or dtype is None
     if floating and not int(node.attr("fmod", 0)):
         raise OpsetConversionError(f"Mod node {node.name!r}: fmod=0 on floating-point (or unknown-type) "
                                    "inputs is new in opset 28")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphopt import Graph, Node, replace_all_uses_with
+from graphopt.ir.graph import Graph
+from graphopt.ir.mutate import replace_all_uses_with
+from graphopt.ir.node import Node
 
 
 def constant_condition(node: Node) -> bool | None:

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from graphopt.analyses.lifetimes import peak_bytes
+from ._lifetimes import peak_bytes
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Union
 
 import numpy as np
 
-from graphopt import Node, Value
+from graphopt import Node, Value, is_standard_domain
 
-from .const_evaluators import onnx_slice, shape_slice
+from ._evaluators import onnx_slice, shape_slice
 
 INT_TYPES = frozenset({6, 7})  # int32, int64: what shape tensors are cast between
 MAX_LEN = 64  # longer int vectors are data, not shapes
@@ -64,7 +64,7 @@ class ShapeValues:
                 return None
             return tuple(int(v) for v in tensor.numpy().reshape(-1))
         node = value.producer
-        if node is None or node.domain not in ("", "ai.onnx") or value.output_index != 0:
+        if node is None or not is_standard_domain(node.domain) or value.output_index != 0:
             return None
         handler = _HANDLERS.get(node.op_type)
         if handler is None or node.graph is None or not node.inputs:

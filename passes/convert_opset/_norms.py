@@ -7,9 +7,10 @@ import numpy as np
 from onnx import TensorProto
 
 from graphopt import Graph, Node, Tensor, Value
+from graphopt.errors import OpsetConversionError
 
-from .opset_adapters import UP, OpsetConversionError
-from .opset_build import const_like, finish, int64s, rank_of, reduce_mean
+from ._adapters import UP
+from ._build import const_like, finish, int64s, rank_of, reduce_mean
 
 
 def _unread_extra_outputs(node: Node) -> None:

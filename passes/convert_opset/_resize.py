@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from graphopt import Graph, Node, Tensor, Value
+from graphopt.errors import OpsetConversionError
 
-from .opset_adapters import DOWN, UP, OpsetConversionError, _attr_to_input, _input_to_attr, _noop, _trim
+from ._adapters import DOWN, UP, attr_to_input, input_to_attr, noop, trim
 
 
 def _text(node: Node, name: str, default: str) -> str:
@@ -112,7 +113,7 @@ def _resize_down_13(node: Node, graph: Graph) -> None:
         inputs[1] = _empty_float(graph)
     if inputs[2] is None:
         inputs[2] = _empty_float(graph)
-    node.set_inputs(_trim(inputs))
+    node.set_inputs(trim(inputs))
 
 
 def _resize_down_18(node: Node, graph: Graph) -> None:
@@ -135,11 +136,11 @@ def _upsample_scales_down(node: Node, graph: Graph) -> None:
     if scales is not None and np.any(scales < 1):
         raise OpsetConversionError(f"Resize node {node.name!r}: scales below 1 (shrinking) do not exist "
                                    "before opset 10")
-    _input_to_attr("scales", 1, "scales")(node, graph)
+    input_to_attr("scales", 1, "scales")(node, graph)
 
 
 DOWN[("Resize", 11)], UP[("Resize", 11)] = _resize_down_11, _resize_up_11
-DOWN[("Resize", 13)], UP[("Resize", 13)] = _resize_down_13, _noop
-DOWN[("Resize", 18)], UP[("Resize", 18)] = _resize_down_18, _noop
-DOWN[("Resize", 19)], UP[("Resize", 19)] = _resize_down_19, _noop
-DOWN[("Upsample", 9)], UP[("Upsample", 9)] = _upsample_scales_down, _attr_to_input("scales", 1, np.float32)
+DOWN[("Resize", 13)], UP[("Resize", 13)] = _resize_down_13, noop
+DOWN[("Resize", 18)], UP[("Resize", 18)] = _resize_down_18, noop
+DOWN[("Resize", 19)], UP[("Resize", 19)] = _resize_down_19, noop
+DOWN[("Upsample", 9)], UP[("Upsample", 9)] = _upsample_scales_down, attr_to_input("scales", 1, np.float32)

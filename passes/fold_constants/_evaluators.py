@@ -1,7 +1,9 @@
 """Per-op numpy evaluators for constant folding; ops not listed fall back to onnx.reference.
 
 Each evaluator takes the node, its input arrays (None for omitted inputs) and the opset, and returns
-the output arrays with exactly the dtypes ONNX specifies. Raising means "cannot fold this one".
+the output arrays with exactly the dtypes ONNX specifies. ``Unfoldable`` means the node fails (or is
+implementation-defined) at run time: never fold it; ``FoldDeclined`` leaves the case to onnx.reference;
+any other exception is either invalid inputs (the reference fails too) or a bug (it does not).
 """
 
 from __future__ import annotations
@@ -10,17 +12,13 @@ from typing import Callable
 
 import numpy as np
 
-from graphopt import Node, Tensor
+from graphopt import Node, Tensor, numpy_dtype
+from graphopt.errors import FoldDeclined, Unfoldable
 
 Arrays = list[np.ndarray | None]
 Evaluator = Callable[[Node, Arrays, int], list[np.ndarray]]
 
 
-class Unfoldable(Exception):
-    """The node fails or has an implementation-defined result at run time: never fold it.
-
-    Any other exception only means "this evaluator cannot do it"; the reference evaluator may.
-    """
 
 EVALUATORS: dict[str, Evaluator] = {}
 
@@ -107,12 +105,11 @@ _PLAIN = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64,
 
 @evaluator("Cast")
 def _cast(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
-    from graphopt.ir.tensor import numpy_dtype
 
     target = np.dtype(numpy_dtype(node.attr("to")))
     x = xs[0]
     if x.dtype not in _PLAIN or target not in _PLAIN:
-        raise NotImplementedError("exotic cast: left to the reference evaluator")
+        raise FoldDeclined("exotic cast: left to the reference evaluator")
     if x.dtype.kind == "f" and target.kind in "iu":
         info = np.iinfo(target)
         if not np.all(np.isfinite(x)) or np.any(x < info.min) or np.any(x > info.max):
@@ -124,7 +121,7 @@ def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Evaluator:
     def run(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
         a, b = xs[0], xs[1]
         if a.dtype != b.dtype:
-            raise TypeError("mixed dtypes")
+            raise FoldDeclined("mixed dtypes")
         return [np.asarray(fn(a, b)).astype(a.dtype, copy=False)]
     return run
 
@@ -138,7 +135,7 @@ EVALUATORS["Mul"] = _binary(np.multiply)
 def _div(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     a, b = xs[0], xs[1]
     if a.dtype != b.dtype:
-        raise TypeError("mixed dtypes")
+        raise FoldDeclined("mixed dtypes")
     if a.dtype.kind in "iu":
         if np.any(b == 0):
             raise Unfoldable("integer division by zero")
@@ -283,5 +280,5 @@ EVALUATORS["Sum"] = _variadic(np.add)
 def _matmul(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     a, b = xs[0], xs[1]
     if a.dtype != b.dtype or a.dtype.kind not in "fiu":
-        raise TypeError("MatMul evaluator handles plain numeric types")
+        raise FoldDeclined("MatMul evaluator handles plain numeric types")
     return [np.matmul(a, b).astype(a.dtype, copy=False)]

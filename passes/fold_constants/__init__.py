@@ -9,19 +9,29 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
+from graphopt import (
+    Graph,
+    Model,
+    Node,
+    PassResult,
+    Tensor,
+    Value,
+    is_standard_domain,
+    onnx_dtype,
+    register_pass,
+    replace_all_uses_with,
+)
 from graphopt.analyses.shapes import refresh_types
-from graphopt.ir.tensor import onnx_dtype
+from graphopt.errors import FoldDeclined, Unfoldable
+from graphopt.rewrite import inline_if
 
-from .const_evaluators import EVALUATORS, Unfoldable, shape_slice
-from .fold_size import GENERATORS, predicted_elements
-from .inline_if import inline_if
-from .reference_eval import evaluate_with_reference
-from .shape_values import ShapeValues, reshape_copy_target
+from ._evaluators import EVALUATORS, shape_slice
+from ._reference_fallback import evaluate_with_reference
+from ._shape_values import ShapeValues, reshape_copy_target
+from ._size_limits import GENERATORS, predicted_elements
 
 log = logging.getLogger(__name__)
 
-STANDARD_DOMAINS = ("", "ai.onnx")
 STRING = 8  # onnx.TensorProto.STRING
 NEVER_FOLD = frozenset({
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
@@ -53,16 +63,17 @@ class FoldConstants:
         if self.shapes:  # refines the IR's known types; not a change of the model's meaning
             refresh_types(model)
         self._shape_values = ShapeValues(model.opset)
+        self._warnings: list[str] = []
         for graph in list(model.graph.all_graphs()):
             for node in graph:
                 self._try_fold(node, graph, model.opset, stats)
         changed = stats["folded"] > 0
-        return PassResult(changed, {k: v for k, v in sorted(stats.items()) if v})
+        return PassResult(changed, {k: v for k, v in sorted(stats.items()) if v}, warnings=self._warnings)
 
     def _try_fold(self, node: Node, graph: Graph, opset: int, stats: Counter) -> None:
         if node.graph is not graph:
             return  # already folded away (an inlined If's nodes are folded as soon as they move)
-        if node.op_type == "If" and node.domain in STANDARD_DOMAINS:
+        if node.op_type == "If" and is_standard_domain(node.domain):
             moved = inline_if(node, graph)
             if moved is not None:
                 stats["inlined_If"] += 1
@@ -70,7 +81,7 @@ class FoldConstants:
                 for inner in moved:  # they now sit before the iterator: fold them right away
                     self._try_fold(inner, graph, opset, stats)
                 return
-        if node.domain not in STANDARD_DOMAINS or node.op_type in NEVER_FOLD:
+        if not is_standard_domain(node.domain) or node.op_type in NEVER_FOLD:
             return
         if any(out.type_proto is not None for out in node.outputs):
             return
@@ -86,7 +97,7 @@ class FoldConstants:
             if self._too_big_to_try(node) or self._predicted_too_big(node):
                 stats["skipped_size"] += 1
                 return
-            arrays = _evaluate(node, opset, stats)
+            arrays = _evaluate(node, opset, stats, self._warnings)
             if arrays is None:
                 return
         if not self._fits(node, arrays):
@@ -100,14 +111,14 @@ class FoldConstants:
         """Fold ``node`` together with the producers of its non-constant inputs when those read only
         constants and feed only ``node``: the group may free constants that no single member frees
         (e.g. three Slices of one weight re-joined by a Concat)."""
-        if node.domain not in STANDARD_DOMAINS or node.op_type in NEVER_FOLD or len(node.outputs) != 1:
+        if not is_standard_domain(node.domain) or node.op_type in NEVER_FOLD or len(node.outputs) != 1:
             return False
         producers: dict[Node, None] = {}
         for value in node.inputs:
             if value is None or value.const is not None:
                 continue
             p = value.producer
-            if (p is None or p.graph is not graph or p.domain not in STANDARD_DOMAINS
+            if (p is None or p.graph is not graph or not is_standard_domain(p.domain)
                     or p.op_type in NEVER_FOLD or len(p.outputs) != 1 or not p.inputs
                     or any(v is not None and v.const is None for v in p.inputs)
                     or value.is_graph_output or any(user is not node for user, _ in value.iter_uses())):
@@ -122,11 +133,11 @@ class FoldConstants:
         for p in producers:
             if any(v is not None and v.const.nbytes > self.max_output_bytes for v in p.inputs):
                 return False
-            result = _evaluate(p, opset, scratch)
+            result = _evaluate(p, opset, scratch, self._warnings)
             if result is None:
                 return False
             given[p.outputs[0]] = result[0]
-        arrays = _evaluate(node, opset, scratch, given)
+        arrays = _evaluate(node, opset, scratch, self._warnings, given)
         if arrays is None or sum(a.nbytes for a in arrays) > budget:
             return False
         _replace_with_constants(node, graph, arrays)
@@ -211,16 +222,18 @@ class FoldConstants:
         return sum(a.nbytes for a in arrays) <= self._budget(node)
 
 
-def _evaluate(node: Node, opset: int, stats: Counter,
+def _evaluate(node: Node, opset: int, stats: Counter, warnings: list[str],
               given: dict[Value, np.ndarray] | None = None) -> list[np.ndarray] | None:
     """Evaluate a node on its constant inputs (or ``given`` values); None (counted by reason) when it
-    cannot be done."""
+    cannot be done. An evaluator that raises where onnx.reference succeeds is a bug: it goes to
+    ``warnings`` with the node's name."""
     given = given or {}
     inputs = [None if v is None else given[v] if v in given else v.const.numpy() if v.const is not None
               else None for v in node.inputs]
     if any(v is not None and a is None for v, a in zip(node.inputs, inputs)):
         return None
     fn = EVALUATORS.get(node.op_type)
+    raised: Exception | None = None
     try:
         with np.errstate(all="ignore"):
             outputs = fn(node, inputs, opset) if fn is not None else None
@@ -228,12 +241,19 @@ def _evaluate(node: Node, opset: int, stats: Counter,
         log.debug("not folding %s: %s", node.op_type, exc)
         stats["unfoldable"] += 1
         return None
-    except Exception as exc:  # an evaluator refusing an edge case; the reference may still do it
-        log.debug("numpy evaluator for %s declined: %s", node.op_type, exc)
+    except FoldDeclined as exc:  # a case this evaluator leaves to the reference, by design
+        stats[f"declined: {exc}"] += 1
         outputs = None
+    except Exception as exc:  # noqa: BLE001 - the inputs are invalid, or the evaluator has a bug
+        raised, outputs = exc, None
     if outputs is None:
         outputs = evaluate_with_reference(node, inputs, opset)
         stats["reference_evaluations"] += 1
+        if raised is not None and outputs is not None:  # the reference computes what ours raised on
+            stats["evaluator_errors"] += 1
+            warnings.append(f"the numpy evaluator of {node.op_type} raised {type(raised).__name__}: "
+                            f"{raised} on node {node.name!r}, which onnx.reference evaluates (a graphopt "
+                            "bug: please report it); folded with the reference result")
     if outputs is None or len(outputs) != len(node.outputs):
         stats["not_evaluable"] += 1
         return None
@@ -264,7 +284,7 @@ def prune_if_dead(value: Value | None) -> None:
         drop_unused_constants([value])
         return
     node = value.producer
-    if node is None or node.graph is None or node.domain not in STANDARD_DOMAINS or node.subgraphs() \
+    if node is None or node.graph is None or not is_standard_domain(node.domain) or node.subgraphs() \
             or any(out.num_uses or out.is_graph_output for out in node.outputs):
         return
     inputs = list(node.inputs)

@@ -9,8 +9,9 @@ from typing import Callable, Sequence
 from graphopt import Graph, Node, Value
 
 
-def reads(node: Node, graph: Graph) -> list[Value]:
-    """Values ``node`` reads: its inputs and, for If/Loop/Scan, the outer values its bodies capture."""
+def outer_reads(node: Node, graph: Graph) -> list[Value]:
+    """Values of ``graph`` that ``node`` reads: its inputs and, for If/Loop/Scan, the outer values its
+    bodies capture (``Node.reads`` lists the bodies' own values too)."""
     found = [v for v in node.inputs if v is not None]
     for body in node.subgraphs():
         inner = set(body.all_nodes())
@@ -26,7 +27,7 @@ def memory_greedy_order(graph: Graph, size_of: Callable[[Value], int]) -> list[N
     """Kahn's algorithm with a lazily re-scored heap; deterministic for a given graph."""
     nodes = list(graph)
     position = {node: i for i, node in enumerate(nodes)}
-    node_reads = {node: reads(node, graph) for node in nodes}
+    node_reads = {node: outer_reads(node, graph) for node in nodes}
     producers: dict[Node, set[Node]] = {}
     remaining_reads: dict[Value, int] = {}
     for node in nodes:
@@ -84,7 +85,7 @@ def is_valid_order(order: Sequence[Node], graph: Graph) -> bool:
     """Every value read is produced earlier in ``order`` (or comes from outside the graph)."""
     seen: set[Node] = set()
     for node in order:
-        for value in reads(node, graph):
+        for value in outer_reads(node, graph):
             producer = value.producer
             holder = graph.local_holder(producer) if producer is not None else None
             if holder is not None and holder is not node and holder not in seen:

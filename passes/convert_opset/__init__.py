@@ -9,22 +9,21 @@ from typing import ClassVar
 import onnx
 from onnx import defs
 
-from graphopt import Model, Node, PassResult, register_pass
+from graphopt import Model, Node, PassResult, is_standard_domain, register_pass
 from graphopt.analyses.shapes import refresh_types
-from graphopt.errors import UsageError
+from graphopt.errors import OpsetConversionError, UsageError
 
-from . import opset_resize  # noqa: F401  (registers the Resize/Upsample adapters)
-from .opset_adapters import DOWN, UP, OpsetConversionError
-from .opset_checks import check_attrs, check_types
-from .opset_decompose import DECOMPOSITIONS, SOFTMAX_FAMILY, softmax_down, softmax_up
+from . import _resize  # also registers the Resize/Upsample adapters
+from ._adapters import DOWN, UP
+from ._checks import check_attrs, check_types
+from ._decompose import DECOMPOSITIONS, SOFTMAX_FAMILY, softmax_down, softmax_up
 
-STANDARD = ("", "ai.onnx")
 OLDEST = 7
 # deprecated op -> (the op that replaced it with the same semantics, from opset)
 RENAMED = {"Scatter": ("ScatterElements", 11), "Upsample": ("Resize", 10)}
 # what a renamed op knows that its new name does not; the hook adapts the node, returning its version
-RENAME_HOOKS = {"Upsample": opset_resize.upsample_as_resize}
-RENAME_DOWN_HOOKS = {"Resize": opset_resize.resize_as_upsample}  # checks before a new op takes its old name
+RENAME_HOOKS = {"Upsample": _resize.upsample_as_resize}
+RENAME_DOWN_HOOKS = {"Resize": _resize.resize_as_upsample}  # checks before a new op takes its old name
 OLD_NAMES = {new: (old, introduced) for old, (new, introduced) in RENAMED.items()}
 
 
@@ -87,7 +86,7 @@ class ConvertOpset:
         stats: Counter = Counter()
         for graph in list(model.graph.all_graphs()):
             for node in list(graph):
-                if node.domain in STANDARD and node.graph is graph:
+                if is_standard_domain(node.domain) and node.graph is graph:
                     self._convert(node, source, target, stats)
         model.opset_imports[""] = target
         model.opset_imports.pop("ai.onnx", None)

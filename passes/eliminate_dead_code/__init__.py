@@ -6,12 +6,21 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
-from graphopt import Graph, Model, Node, PassResult, register_pass, replace_all_uses_with
+from graphopt import (
+    ML_DOMAIN,
+    STANDARD_DOMAINS,
+    Graph,
+    Model,
+    Node,
+    PassResult,
+    register_pass,
+    replace_all_uses_with,
+)
 from graphopt.analyses.shapes import refresh_types
 
-from .noop_rules import noop_source
+from ._noop_rules import noop_source
 
-PURE_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+PURE_DOMAINS = (*STANDARD_DOMAINS, ML_DOMAIN)
 TYPED_RULES = frozenset({"Cast", "CastLike", "Reshape", "Expand", "Slice", "Transpose"})
 NEUTRAL_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})  # typed rules too, but only with a constant
 

@@ -9,17 +9,25 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import Graph, Model, Node, PassResult, Tensor, Value, register_pass, replace_all_uses_with
+from graphopt import (
+    Graph,
+    Model,
+    Node,
+    PassResult,
+    Tensor,
+    Value,
+    is_standard_domain,
+    register_pass,
+    replace_all_uses_with,
+)
 from graphopt.analyses.shapes import refresh_types
 
-from .transpose_push import data_inputs, inverse, permuted_constant, plan_push
-
-STANDARD = ("", "ai.onnx")
+from ._push import data_inputs, inverse, permuted_constant, plan_push
 
 
 def transpose_perm(node: Node) -> list[int] | None:
     """The perm of a standard Transpose node (an omitted perm reverses the axes), or None."""
-    if node.op_type != "Transpose" or node.domain not in STANDARD:
+    if node.op_type != "Transpose" or not is_standard_domain(node.domain):
         return None
     perm = node.attr("perm")
     if perm is not None:
@@ -103,7 +111,7 @@ class OptimizeTransposes:
     # ----- pushing through ops -------------------------------------------------------------------
     def _push(self, graph: Graph, opset: int, stats: Counter) -> None:
         for node in graph:
-            if node.graph is not graph or node.domain not in STANDARD:
+            if node.graph is not graph or not is_standard_domain(node.domain):
                 continue
             push = self._evaluate(node, opset)
             if push is None:
@@ -160,7 +168,7 @@ class OptimizeTransposes:
             t = transpose_perm(user)
             if t is not None:
                 continue  # it merges with (or cancels against) the moved Transpose
-            if user.domain not in STANDARD or user.graph is not node.graph:
+            if not is_standard_domain(user.domain) or user.graph is not node.graph:
                 return False
             if user.op_type in ("Flatten", "Reshape") and _moves_size_one_dims(out, q):
                 continue  # dropped there: a size-1 move before a reshape changes no element order
@@ -184,8 +192,8 @@ class OptimizeTransposes:
         if source is not None:
             return source[1] == perm
         node = value.producer
-        if node is None or node.domain not in STANDARD or len(node.outputs) != 1 or value.num_uses != 1 \
-                or value.is_graph_output or node.graph is not value.graph:
+        if node is None or not is_standard_domain(node.domain) or len(node.outputs) != 1 \
+                or value.num_uses != 1 or value.is_graph_output or node.graph is not value.graph:
             return False
         plan = plan_push(node, perm, opset)
         if plan is None or plan.out_perm != perm:
@@ -298,7 +306,7 @@ def _order_only_consumers(node: Node, src: Value) -> bool:
     if out.is_graph_output or not out.num_uses or src.shape is None or out.shape is None:
         return False
     for user, index in out.iter_uses():
-        if index != 0 or user.domain not in STANDARD:
+        if index != 0 or not is_standard_domain(user.domain):
             return False
         if user.op_type == "Flatten":
             axis = int(user.attr("axis", 1)) % len(src.shape)

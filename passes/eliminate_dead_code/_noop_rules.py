@@ -6,21 +6,12 @@ from typing import Callable
 
 import numpy as np
 
-from graphopt import Node
+from graphopt import Node, const_ints, is_standard_domain
 
 INT64_MAX_HALF = 2**62
 
 NoopRule = Callable[[Node, int], "int | None"]
 
-
-def const_ints(node: Node, index: int) -> list[int] | None:
-    """Input ``index`` as a list of ints when it is a constant, else None."""
-    if index >= len(node.inputs) or node.inputs[index] is None:
-        return None
-    value = node.inputs[index]
-    if value is None or value.const is None:
-        return None
-    return [int(v) for v in np.asarray(value.const.numpy()).reshape(-1)]
 
 
 def _identity(node: Node, opset: int) -> int | None:
@@ -170,7 +161,7 @@ NOOP_RULES: dict[str, NoopRule] = {
 
 def noop_source(node: Node, opset: int) -> int | None:
     """Index of the input that the node's first output always equals, or None."""
-    if node.domain not in ("", "ai.onnx"):
+    if not is_standard_domain(node.domain):
         return None
     rule = NOOP_RULES.get(node.op_type)
     if rule is None or not node.inputs or node.inputs[0] is None:

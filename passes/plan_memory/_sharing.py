@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from graphopt import Node, Value
-from graphopt.analyses.lifetimes import Lifetime
+from graphopt import Node, Value, is_standard_domain
+
+from ._lifetimes import Lifetime
 
 VIEW_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"})
 UNARY_IN_PLACE = frozenset({
@@ -45,7 +46,7 @@ class Sharing:
 
 
 def _standard(node: Node) -> bool:
-    return node.domain in ("", "ai.onnx")
+    return is_standard_domain(node.domain)
 
 
 def share_buffers(order: Sequence[Node], spans: Sequence[Lifetime], mode: str = "unary") -> Sharing:

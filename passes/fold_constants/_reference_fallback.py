@@ -7,8 +7,7 @@ import logging
 import numpy as np
 import onnx
 
-from graphopt import Node
-from graphopt.onnx_io import export_node
+from graphopt import Node, export_node
 
 log = logging.getLogger(__name__)
 

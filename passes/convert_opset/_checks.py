@@ -8,8 +8,7 @@ import onnx
 from onnx import defs
 
 from graphopt import Node
-
-from .opset_adapters import OpsetConversionError
+from graphopt.errors import OpsetConversionError
 
 
 def check_types(node: Node, opset: int, source: int) -> None:

@@ -13,19 +13,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import onnx
 from onnx import helper
 
-from graphopt.errors import UsageError
-from graphopt.ir.graph import Graph
-from graphopt.ir.model import Model
-from graphopt.ir.node import Node
-from graphopt.ir.value import Value
-from graphopt.onnx_io.exporter import export_with_names
-
-
-class UnknownSizeError(UsageError):
-    """A tensor's byte size is not static; ``--input-shape`` fixes the dynamic dims of the inputs."""
+from graphopt import Graph, Model, Node, Value, make_feeds, numpy_dtype, observe
+from graphopt.analyses.shapes import infer_types
+from graphopt.errors import GraphoptError, UnknownSizeError, UsageError
 
 
 @dataclass(frozen=True)
@@ -122,35 +114,18 @@ def peak_bytes(spans: Iterable[tuple[int, int, int]], steps: int) -> int:
 def sizes_at_shapes(model: Model, shapes: dict[str, list[int]]) -> Callable[[Value], int | None]:
     """Byte sizes of the main graph's values when its inputs have ``shapes`` (dynamic dims fixed):
     shape inference runs on a weightless copy, so the model itself keeps its declared shapes."""
-    proto, names = export_with_names(model, skeleton=True)
-    known = {names[v] for v in model.graph.inputs if v in names}
+    known = {v.name for v in model.graph.inputs if v.name}
     for name in shapes:
         if name not in known:
             raise UsageError(f"--input-shape names {name!r}, which is not an input of the model "
                              f"(inputs: {', '.join(sorted(known)) or 'none'})")
-    for value_info in proto.graph.input:
-        if value_info.name in shapes:
-            dims = value_info.type.tensor_type.shape
-            dims.ClearField("dim")
-            for d in shapes[value_info.name]:
-                dims.dim.add().dim_value = int(d)
-    inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    by_name: dict[str, int] = {}
-    for info in _value_infos(inferred.graph):
-        tensor = info.type.tensor_type
-        if not tensor.HasField("shape") or not tensor.elem_type:
-            continue
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        if any(d is None for d in dims):
-            continue
-        try:
-            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)).itemsize
-        except (KeyError, TypeError, ValueError):
-            continue
-        by_name[info.name] = int(np.prod(dims, dtype=np.int64)) * itemsize
+    sizes: dict[Value, int] = {}
+    for value, (dtype, shape) in infer_types(model, shapes).items():
+        if dtype and shape is not None and all(isinstance(d, int) and d >= 0 for d in shape):
+            sizes[value] = int(np.prod(shape, dtype=np.int64)) * int(np.dtype(numpy_dtype(dtype)).itemsize)
+
     def size_of(value: Value) -> int | None:
-        name = names.get(value)
-        return by_name.get(name) if name is not None else None
+        return sizes.get(value)
     return size_of
 
 
@@ -168,16 +143,6 @@ def _branches_differ(value: Value, size_of: Callable[[Value], int | None]) -> bo
     return len(sizes) > 1 or None in sizes
 
 
-def _value_infos(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
-    """value_info and outputs of ``graph`` and of every body nested in it (If branches included)."""
-    found = [*graph.value_info, *graph.output]
-    for node in graph.node:
-        for attr in node.attribute:
-            for body in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                found += _value_infos(body)
-    return found
-
-
 def _inputs_concrete(model: Model, shapes: dict[str, list[int]]) -> bool:
     for value in model.graph.inputs:
         if value.name in shapes:
@@ -192,24 +157,13 @@ def observed_sizes(model: Model, values: Sequence[Value], shapes: dict[str, list
     """Byte sizes of ``values`` seen in one onnxruntime run on ``given`` inputs (the rest seeded random
     of the given shapes): for sizes that shape inference cannot prove (a Resize whose sizes are
     computed, a custom op)."""
-    from graphopt.errors import GraphoptError
-    from graphopt.numerics.feeds import make_feeds
-    from graphopt.numerics.run import run_proto
-
-    proto, names = export_with_names(model)
-    declared = {o.name for o in proto.graph.output}
-    wanted = {names[v]: v for v in values if v in names and names[v]}
-    for name in wanted:
-        if name not in declared:
-            proto.graph.output.append(onnx.ValueInfoProto(name=name))
     feeds = make_feeds(model, seed=0, shapes={k: tuple(v) for k, v in shapes.items()} or None, given=given)
     try:
-        results = run_proto(proto, feeds, what="model (to observe tensor sizes)")
+        seen = observe(model, values, feeds, what="model (to observe tensor sizes)")
     except GraphoptError as exc:
         raise UnknownSizeError(f"some tensor sizes are not static, and observing them failed: {exc}; give "
                                "real inputs with --inputs FILE.npz") from None
-    return {value: int(np.asarray(results[name]).nbytes) for name, value in wanted.items()
-            if name in results and isinstance(results[name], np.ndarray)}
+    return {value: int(array.nbytes) for value, array in seen.items() if isinstance(array, np.ndarray)}
 
 
 def measure_sizes(model: Model, shapes: dict[str, list[int]],
