@@ -1,7 +1,8 @@
 """Deliberately wrong plugin passes, to measure what graphopt's default check catches (bench/mutations.py).
 
 Each pass makes one small, plausible mistake at one place of the model, chosen by ``which`` (first,
-middle or last candidate node in graph order, If/Loop/Scan bodies included) and keeps every value's name, as a buggy rewrite would:
+middle or last candidate node in graph order, If/Loop/Scan bodies included) and keeps every value's
+name, as a buggy rewrite would:
 
 - ``mutate-scale-weight{op=Conv}``: one Conv/Gemm/MatMul constant weight multiplied by ``factor`` (1.05);
 - ``mutate-swap-channels``: output channels 0 and 1 of one Conv/Gemm weight (and bias) exchanged;
