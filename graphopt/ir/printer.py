@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnx
 
 from graphopt.ir.graph import Graph
 from graphopt.ir.model import Model
@@ -71,8 +72,6 @@ class _Names:
 def _dtype_name(dtype: int | None) -> str:
     if dtype is None:
         return "?"
-    import onnx
-
     return onnx.TensorProto.DataType.Name(dtype).lower()
 
 

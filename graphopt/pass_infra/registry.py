@@ -36,10 +36,12 @@ class PassRegistry:
         if not callable(getattr(cls, "run", None)):
             raise PluginError(f"pass {name!r} ({cls.__qualname__}) has no run(model) method")
         known = self._passes.get(name)
-        if known is not None and known is not cls and _source(known) != _source(cls):
-            raise PluginError(f"two passes are named {name!r}: {_source(known)[1]} from {_source(known)[0]} "
-                              f"and {_source(cls)[1]} from {_source(cls)[0]}; rename one (its 'name' "
-                              "class attribute) or load only one of them")
+        if known is not None and known is not cls:
+            (old_file, old_class), (new_file, new_class) = _source(known), _source(cls)
+            if (old_file, old_class) != (new_file, new_class):
+                raise PluginError(f"two passes are named {name!r}: {old_class} from {old_file} and "
+                                  f"{new_class} from {new_file}; rename one (its 'name' class attribute) "
+                                  "or load only one of them")
         self._passes[name] = cls  # the same class, or the same file loaded again: the newest wins
         return cls
 
