@@ -109,8 +109,6 @@ def _convert_input(model: Model, graph: Graph, index: int, old: Value) -> None:
     new = Value(old.name, dtype=old.dtype, shape=_permute(old.shape, to_last(rank)))
     if old.declared is not None:
         new.declared = (old.declared[0], _permute(old.declared[1], to_last(rank)))
-    new.graph = graph
-    graph.inputs[index] = new
     node = Node("Transpose", [new], {"perm": to_first(rank)})
     first = next(iter(graph), None)
     if first is None:
@@ -124,7 +122,8 @@ def _convert_input(model: Model, graph: Graph, index: int, old: Value) -> None:
     passed_through = old.is_graph_output  # the output is the same tensor, by name: it converts too
     if passed_through:
         graph.outputs = [new if v is old else v for v in graph.outputs]
-    old.name, old.graph = None, None
+    graph.replace_input(index, new)
+    old.name = None
     record_interface_perm(model, "inputs", new.name or "", to_last(rank))
     if passed_through:
         record_interface_perm(model, "outputs", new.name or "", to_last(rank))

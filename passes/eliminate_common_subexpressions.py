@@ -112,7 +112,7 @@ def _merge_nodes(graph: Graph) -> int:
         if any(o.is_graph_output for o in node.outputs) and any(o.is_graph_output for o in earlier.outputs):
             continue  # both name interface outputs: merging would need an Identity
         for old, new in zip(node.outputs, earlier.outputs):
-            replace_all_uses_with(old, new)
+            replace_all_uses_with(old, new, outputs=True)
         graph.remove(node)
         merged += 1
     return merged

@@ -112,7 +112,7 @@ def test_testing_your_own_pass_example_catches_a_broken_pass() -> None:
                 for node in graph:
                     inner = node.inputs[0].producer if node.op_type == "Relu" else None
                     if inner is not None and inner.op_type == "Relu" and inner.graph is graph:
-                        graphopt.replace_all_uses_with(node.outputs[0], inner.inputs[0])
+                        graphopt.replace_all_uses_with(node.outputs[0], inner.inputs[0], outputs=True)
                         graph.remove(node)
                         removed += 1
             return graphopt.PassResult(removed > 0, {"removed": removed})

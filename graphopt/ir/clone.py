@@ -40,7 +40,7 @@ def _clone_graph(old: Graph, mapping: dict[Value, Value], parent: Node | None) -
         mapping[value] = _copy_value(value, new.add_const(value.const))  # type: ignore[arg-type]
     for value, proto in old.sparse_consts.items():
         copy = _copy_value(value, Value())
-        copy.graph = new
+        copy._graph = new
         new.sparse_consts[copy] = proto
         mapping[value] = copy
     for node in old:

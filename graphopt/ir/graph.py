@@ -12,18 +12,95 @@ if TYPE_CHECKING:
     from graphopt.ir.tensor import Tensor
 
 
+class ValueList(list):  # type: ignore[type-arg]
+    """A list of values that counts its members by identity, so membership is constant time; every
+    list mutator keeps the count."""
+
+    __slots__ = ("_count",)
+
+    def __init__(self, values: Iterable[Value] = ()) -> None:
+        super().__init__(values)
+        self._count: dict[int, int] = {}
+        for value in self:
+            self._add(value)
+
+    def __reduce__(self) -> tuple:  # type: ignore[type-arg]
+        return (ValueList, (list(self),))  # copies recount: the counts are keyed by identity
+
+    def holds(self, value: Value) -> bool:
+        """True if ``value`` itself (not an equal one) is in the list."""
+        return id(value) in self._count
+
+    def _add(self, value: Value) -> None:
+        self._count[id(value)] = self._count.get(id(value), 0) + 1
+
+    def _drop(self, value: Value) -> None:
+        left = self._count[id(value)] - 1
+        if left:
+            self._count[id(value)] = left
+        else:
+            del self._count[id(value)]
+
+    def _recount(self) -> None:
+        self._count = {}
+        for value in self:
+            self._add(value)
+
+    def append(self, value: Value) -> None:
+        super().append(value)
+        self._add(value)
+
+    def extend(self, values: Iterable[Value]) -> None:
+        for value in list(values):
+            self.append(value)
+
+    def __iadd__(self, values: Iterable[Value]) -> ValueList:  # type: ignore[override,misc]
+        self.extend(values)
+        return self
+
+    def insert(self, index: int, value: Value) -> None:  # type: ignore[override]
+        super().insert(index, value)
+        self._add(value)
+
+    def pop(self, index: int = -1) -> Value:  # type: ignore[override]
+        value = super().pop(index)
+        self._drop(value)
+        return value
+
+    def remove(self, value: Value) -> None:
+        super().remove(value)
+        self._drop(value)
+
+    def clear(self) -> None:
+        super().clear()
+        self._count = {}
+
+    def __setitem__(self, index, value) -> None:  # type: ignore[no-untyped-def]
+        super().__setitem__(index, value)
+        self._recount()
+
+    def __delitem__(self, index) -> None:  # type: ignore[no-untyped-def]
+        super().__delitem__(index)
+        self._recount()
+
+    def __imul__(self, times: int) -> ValueList:  # type: ignore[override,misc]
+        super().__imul__(times)
+        self._recount()
+        return self
+
+
 class Graph:
     """A (sub)graph. ``parent`` is the node holding it as an attribute, None for the main graph."""
 
-    __slots__ = ("name", "doc_string", "inputs", "outputs", "_consts", "input_defaults", "parent",
+    __slots__ = ("name", "doc_string", "_inputs", "_outputs", "_consts", "input_defaults", "parent",
                  "sparse_consts", "_head", "_tail", "_count", "metadata_props", "extra_value_infos",
                  "__weakref__")
 
     def __init__(self, name: str = "") -> None:
         self.name = name
         self.doc_string = ""
-        self.inputs: list[Value] = []
-        self.outputs: list[Value] = []
+        self._inputs = ValueList()
+        self._outputs = ValueList()
         self._consts: dict[Value, None] = {}
         self.input_defaults: dict[Value, Tensor] = {}  # IR<4 initializers that are also inputs
         self.sparse_consts: dict[Value, Any] = {}  # sparse initializers, kept opaque (not folded)
@@ -145,7 +222,7 @@ class Graph:
             raise IRError(f"{value!r} is not a constant of graph {self.name!r}")
         del self._consts[value]
         target._consts[value] = None
-        value.graph = target
+        value._graph = target
 
     def _check_member(self, node: Node) -> None:
         if node.graph is not self:
@@ -156,7 +233,7 @@ class Graph:
             raise IRError(f"{node!r} already belongs to a graph; remove it there first")
         node.graph = self
         for out in node.outputs:
-            out.graph = self
+            out._graph = self
         node._prev, node._next = prev, nxt
         if prev is None:
             self._head = node
@@ -190,7 +267,7 @@ class Graph:
     def add_const(self, tensor: Tensor, name: str | None = None) -> Value:
         """Create a constant value owned by this graph."""
         value = Value(name, const=tensor)
-        value.graph = self
+        value._graph = self
         self._consts[value] = None
         return value
 
@@ -203,21 +280,51 @@ class Graph:
         if value.num_uses or value.is_graph_output:
             raise IRError(f"cannot remove constant {value!r}: it is still used")
         self._consts.pop(value, None)
-        value.graph = None
+        value._graph = None
 
     def add_input(self, value: Value) -> Value:
         """Append a graph input."""
-        value.graph = self
+        value._graph = self
         self.inputs.append(value)
         return value
 
+    @property
+    def inputs(self) -> ValueList:
+        """The graph inputs in order (a list; assigning one replaces them)."""
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, values: Iterable[Value]) -> None:
+        self._inputs = ValueList(values)
+
+    @property
+    def outputs(self) -> ValueList:
+        """The graph outputs in order (a list; assigning one replaces them)."""
+        return self._outputs
+
+    @outputs.setter
+    def outputs(self, values: Iterable[Value]) -> None:
+        self._outputs = ValueList(values)
+
+    def replace_input(self, index: int, value: Value) -> Value:
+        """Put ``value`` in input slot ``index``; the value it replaces no longer belongs to the graph
+        (its readers must have been rewired). Returns the old value."""
+        old = self._inputs[index]
+        if old.num_uses:
+            raise IRError(f"cannot replace graph input {old!r}: it is still read")
+        self._inputs[index] = value
+        value._graph = self
+        if old is not value and not self._inputs.holds(old) and not self._outputs.holds(old):
+            old._graph = None
+        return old
+
     def is_input(self, value: Value) -> bool:
-        """True if ``value`` is one of this graph's inputs."""
-        return any(v is value for v in self.inputs)
+        """True if ``value`` is one of this graph's inputs (constant time)."""
+        return self._inputs.holds(value)
 
     def is_output(self, value: Value) -> bool:
-        """True if ``value`` is one of this graph's outputs."""
-        return any(v is value for v in self.outputs)
+        """True if ``value`` is one of this graph's outputs (constant time)."""
+        return self._outputs.holds(value)
 
     def local_producer(self, value: Value) -> Node | None:
         """The node of this graph that defines ``value``: its producer, or the node holding the subgraph

@@ -9,12 +9,14 @@ from graphopt.ir.node import Node
 from graphopt.ir.value import Value
 
 
-def replace_all_uses_with(old: Value, new: Value, *, outputs: bool = True) -> list[tuple[Node, int]]:
+def replace_all_uses_with(old: Value, new: Value, *, outputs: bool = False) -> list[tuple[Node, int]]:
     """Make every reader of ``old`` read ``new``; returns the touched ``(node, index)`` uses.
 
-    With ``outputs`` (default), a graph output ``old`` is handed over to ``new``: ``new`` takes the
-    output slot and its interface name when it is free to (produced by a node, or a constant, of that
-    same graph and not already an output); otherwise an ``Identity`` keeps the interface name.
+    A graph output stays ``old`` unless asked (as in onnx_ir: the interface never moves silently, and
+    removing its producer is then refused). With ``outputs=True``, a graph output ``old`` is handed
+    over to ``new``: ``new`` takes the output slot and its interface name when it is free to (produced
+    by a node, or a constant, of that same graph and not already an output); otherwise an ``Identity``
+    keeps the interface name. ``replace_node`` and ``bypass`` always hand over.
     """
     touched = old.uses()
     for node, index in touched:
@@ -60,7 +62,7 @@ def replace_node(old: Node, new_nodes: Sequence[Node], new_outputs: Sequence[Val
     graph.insert_before(old, list(new_nodes))
     for before, after in zip(old.outputs, new_outputs):
         _copy_type(before, after)
-        replace_all_uses_with(before, after)
+        replace_all_uses_with(before, after, outputs=True)
     graph.remove(old)
 
 
@@ -69,7 +71,7 @@ def bypass(node: Node, input_index: int = 0, output_index: int = 0) -> None:
     src = node.inputs[input_index]
     if src is None:
         raise IRError(f"cannot bypass {node!r}: input {input_index} is omitted")
-    replace_all_uses_with(node.outputs[output_index], src)
+    replace_all_uses_with(node.outputs[output_index], src, outputs=True)
     graph = node.graph
     assert graph is not None
     graph.remove(node)

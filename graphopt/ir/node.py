@@ -58,7 +58,7 @@ class Node:
         for i, out in enumerate(outs):
             if out.producer is not None:
                 raise IRError(f"value {out!r} already has a producer; create a fresh Value")
-            out.producer, out.output_index = self, i
+            out._producer, out._output_index = self, i
         self._outputs: tuple[Value, ...] = tuple(outs)
 
     @property
@@ -111,13 +111,16 @@ class Node:
                 found.extend(a.value)
         return found
 
+    def inner_nodes(self) -> list[Node]:
+        """Every node inside this node's subgraphs, nested bodies included (empty for most nodes)."""
+        return [inner for sub in self.subgraphs() for inner in sub.all_nodes()]
+
     def reads(self) -> list[Value]:
         """Values this node reads: its inputs, then what its subgraphs read (outer-scope captures and
         their own values alike; ``Graph.local_producer`` tells which are defined where)."""
         values = [v for v in self.inputs if v is not None]
-        for sub in self.subgraphs():
-            for inner in sub.all_nodes():
-                values.extend(v for v in inner.inputs if v is not None)
+        for inner in self.inner_nodes():
+            values.extend(v for v in inner.inputs if v is not None)
         return values
 
     @property

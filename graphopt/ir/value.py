@@ -22,8 +22,8 @@ class Value:
     snapshot of ``(node, input_index)`` pairs, so callers may rewire while iterating over it.
     """
 
-    __slots__ = ("name", "dtype", "shape", "declared", "type_proto", "const", "producer",
-                 "output_index", "graph", "doc_string", "_uses", "__weakref__")
+    __slots__ = ("name", "dtype", "shape", "declared", "type_proto", "const", "_producer",
+                 "_output_index", "_graph", "doc_string", "_uses", "__weakref__")
 
     def __init__(
         self,
@@ -43,11 +43,27 @@ class Value:
         # (graph inputs, constants, inference, or set by a pass).
         self.declared: tuple[int | None, tuple[Dim, ...] | None] | None = None
         self.const = const
-        self.producer: Node | None = None
-        self.output_index = 0
-        self.graph: Graph | None = None
+        # links kept by Node and Graph only (read-only here): rewiring goes through their methods
+        self._producer: Node | None = None
+        self._output_index = 0
+        self._graph: Graph | None = None
         self.doc_string = ""
         self._uses: dict[tuple[Node, int], None] = {}
+
+    @property
+    def producer(self) -> Node | None:
+        """The node whose output this is (None for inputs and constants)."""
+        return self._producer
+
+    @property
+    def output_index(self) -> int:
+        """Which output of its producer this is."""
+        return self._output_index
+
+    @property
+    def graph(self) -> Graph | None:
+        """The graph that defines this value (its producer's, or the one owning it as input/constant)."""
+        return self._graph
 
     def uses(self) -> list[tuple[Node, int]]:
         """A snapshot of the ``(consumer node, input index)`` pairs reading this value."""
@@ -69,7 +85,7 @@ class Value:
     @property
     def is_graph_output(self) -> bool:
         """True if the owning graph lists this value among its outputs."""
-        return self.graph is not None and self.graph.is_output(self)
+        return self._graph is not None and self._graph.is_output(self)
 
     @property
     def is_graph_input(self) -> bool:

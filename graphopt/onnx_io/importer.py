@@ -212,7 +212,7 @@ class _Importer:
                 self._define(scope, name, graph.add_const(tensor, name), "initializer")
         for sp in gp.sparse_initializer:
             value = Value(sp.values.name, dtype=sp.values.data_type, shape=tuple(sp.dims))
-            value.graph = graph
+            value._graph = graph
             graph.sparse_consts[value] = sp
             self._define(scope, sp.values.name, value, "sparse initializer")
         for np_ in _in_topological_order(gp, scope):

@@ -45,6 +45,6 @@ def inline_branch(node: Node, graph: Graph, taken: bool) -> list[Node] | None:
     for out, result in zip(node.outputs, branch.outputs):
         if result.dtype is None:
             result.dtype = out.dtype
-        replace_all_uses_with(out, result)
+        replace_all_uses_with(out, result, outputs=True)
     graph.remove(node)
     return moved

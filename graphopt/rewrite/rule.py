@@ -166,7 +166,7 @@ def _splice(graph: Graph, found: Match, ctx: RewriteContext, replacements: Seque
     root = found.root
     graph.insert_before(root, ctx.new_nodes)
     for old, new in zip(root.outputs, replacements):
-        replace_all_uses_with(old, new)
+        replace_all_uses_with(old, new, outputs=True)
     kept = set(replacements)  # a rewrite may keep part of the match (Relu(Relu(x)) -> inner Relu)
     doomed = [n for n in found.matched if not any(o in kept for o in n.outputs)]
     read = [v for n in doomed for v in n.inputs if v is not None and v.const is not None]

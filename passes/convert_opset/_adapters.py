@@ -262,7 +262,7 @@ def _shape_down(node: Node, graph: Graph) -> None:
                           graph.add_const(Tensor.from_array(np.array([stop], np.int64)))])
     part.outputs[0].dtype, part.outputs[0].shape = out.dtype, out.shape
     graph.insert_before(node, [whole, part])
-    replace_all_uses_with(out, part.outputs[0])
+    replace_all_uses_with(out, part.outputs[0], outputs=True)
     graph.remove(node)
 
 

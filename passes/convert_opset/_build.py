@@ -56,8 +56,8 @@ def finish(node: Node, nodes: list[Node], extras: dict[int, Value] | None = None
         if index not in extras and (extra.num_uses or extra.is_graph_output):
             raise OpsetConversionError(f"{node.op_type} node {node.name!r}: its extra outputs are read")
     graph.insert_before(node, nodes)
-    replace_all_uses_with(node.outputs[0], last)
+    replace_all_uses_with(node.outputs[0], last, outputs=True)
     for index, value in extras.items():
-        replace_all_uses_with(node.outputs[index], value)
+        replace_all_uses_with(node.outputs[index], value, outputs=True)
     graph.remove(node)
     return nodes

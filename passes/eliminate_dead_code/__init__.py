@@ -80,7 +80,7 @@ def _bypass_noops(graph: Graph, opset: int, stats: Counter) -> None:
                 stats[f"noop_{node.op_type}_to_identity"] += 1
             continue
         op = node.op_type
-        replace_all_uses_with(out, src)
+        replace_all_uses_with(out, src, outputs=True)
         graph.remove(node, safe=False)
         stats[f"noop_{op}"] += 1
 
@@ -97,7 +97,7 @@ def _become_identity(node: Node, src_index: int) -> None:
     graph = node.graph
     assert graph is not None
     graph.insert_before(node, replacement)
-    replace_all_uses_with(node.outputs[0], replacement.outputs[0])
+    replace_all_uses_with(node.outputs[0], replacement.outputs[0], outputs=True)
     graph.remove(node, safe=False)
 
 

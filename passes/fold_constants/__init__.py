@@ -269,7 +269,7 @@ def _replace_with_constants(node: Node, graph: Graph, arrays: list[np.ndarray]) 
         dtype = out.dtype if out.dtype is not None else None
         tensor = Tensor.from_array(arr, dtype if arr.dtype == object else None)
         const: Value = graph.add_const(tensor, None)
-        replace_all_uses_with(out, const)
+        replace_all_uses_with(out, const, outputs=True)
     read = [v for v in node.inputs if v is not None and v.const is not None]
     graph.remove(node, safe=False)
     drop_unused_constants(read)

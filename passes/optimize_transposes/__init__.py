@@ -97,7 +97,7 @@ class OptimizeTransposes:
             if composed == list(range(len(composed))):
                 if node.outputs[0].is_graph_output and not _can_take_over(source, graph):
                     continue
-                replace_all_uses_with(node.outputs[0], source)
+                replace_all_uses_with(node.outputs[0], source, outputs=True)
                 graph.remove(node)
                 stats["cancelled"] += 1
             else:
@@ -239,7 +239,7 @@ def _apply_push(graph: Graph, node: Node, perm: list[int], opset: int) -> None:
         after = Node("Transpose", [new], {"perm": plan.out_perm})
         after.outputs[0].dtype, after.outputs[0].shape = old.dtype, old.shape
         graph.insert_after(moved, after)
-        replace_all_uses_with(old, after.outputs[0])
+        replace_all_uses_with(old, after.outputs[0], outputs=True)
     read = [v for v in node.inputs if v is not None]
     graph.remove(node)
     for value in read:
@@ -272,7 +272,7 @@ def _dedup(graph: Graph, stats: Counter) -> None:
         first = seen.setdefault(key, node)
         if first is node or (node.outputs[0].is_graph_output and first.outputs[0].is_graph_output):
             continue
-        replace_all_uses_with(node.outputs[0], first.outputs[0])
+        replace_all_uses_with(node.outputs[0], first.outputs[0], outputs=True)
         graph.remove(node)
         stats["deduplicated"] += 1
 
@@ -294,7 +294,7 @@ def _size_one_moves(graph: Graph, opset: int, stats: Counter) -> None:
         moving = [p for p in perm if src.shape[p] != 1]  # type: ignore[union-attr]
         if moving != sorted(moving) or not _order_only_consumers(node, src):
             continue
-        replace_all_uses_with(node.outputs[0], src)
+        replace_all_uses_with(node.outputs[0], src, outputs=True)
         graph.remove(node)
         stats["dropped_before_reshape"] += 1
 

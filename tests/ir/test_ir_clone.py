@@ -101,7 +101,7 @@ def test_mutating_the_clone_leaves_the_original_intact() -> None:
     copy = clone_model(model)
     a_copy, if_copy = copy.graph.nodes
     x_copy = copy.graph.inputs[0]
-    replace_all_uses_with(a_copy.outputs[0], x_copy)
+    replace_all_uses_with(a_copy.outputs[0], x_copy, outputs=True)
     copy.graph.remove(a_copy)
     x_copy.name = "renamed"
     if_copy.set_attr("extra", 3)

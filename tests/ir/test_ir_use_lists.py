@@ -148,7 +148,7 @@ def test_replace_all_uses_with_keeps_use_lists_inverse() -> None:
     if_node = Node("If", [y], {"then_branch": body, "else_branch": Graph("else")})
     body.parent = if_node
     g.append(if_node)
-    touched = replace_all_uses_with(x, y)
+    touched = replace_all_uses_with(x, y, outputs=True)
     assert touched == [(a, 0), (b, 1), (inner, 0)]
     assert x.uses() == []
     assert Counter(y.uses()) == Counter({(a, 1): 1, (if_node, 0): 1, (a, 0): 1, (b, 1): 1,
