@@ -13,7 +13,10 @@ from graphopt import Model, Node, PassResult, is_standard_domain, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import OpsetConversionError, UsageError
 
-from . import _resize  # also registers the Resize/Upsample adapters
+from . import (
+    _changed_meaning,  # noqa: F401  (registers the RoiAlign/DFT/Scan adapters)
+    _resize,  # also registers the Resize/Upsample adapters
+)
 from ._adapters import DOWN, UP
 from ._checks import check_attrs, check_types
 from ._decompose import DECOMPOSITIONS, SOFTMAX_FAMILY, softmax_down, softmax_up
