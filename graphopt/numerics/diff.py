@@ -10,11 +10,16 @@ from typing import Any, Hashable
 from graphopt.ir.graph import Graph
 from graphopt.ir.model import Model
 from graphopt.ir.node import Node
+from graphopt.ir.ops import INDEX_TYPES
 from graphopt.ir.value import Value
 
 # ops that select by comparing floats: a legitimate rounding change may flip a near tie, so what they
-# select (indices, and everything gathered with them) is compared only where it reaches an output
+# select (indices, and everything gathered with them) is compared only when the selection itself (its
+# integer outputs) came out exactly as in the original; see selection_gates
 SELECTION_OPS = frozenset({"TopK", "ArgMax", "ArgMin", "NonMaxSuppression", "Unique", "NonZero"})
+# the integer outputs that say what each selection op picked (the others are gathered with them)
+SELECTION_INDEX_OUTPUTS = {"TopK": (1,), "ArgMax": (0,), "ArgMin": (0,), "NonMaxSuppression": (0,),
+                           "Unique": (1, 2, 3), "NonZero": (0,)}
 RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                         "Multinomial", "Bernoulli"})
 
@@ -94,11 +99,41 @@ def random_dependent(model: Model, ops: frozenset[str] = RANDOM_OPS) -> set[int]
     main = model.graph
     tainted: set[int] = set()
     for node in main:
-        inner = [n for g in node.subgraphs() for n in g.all_nodes()]
+        inner = node.inner_nodes()
         if node.op_type in ops or any(n.op_type in ops for n in inner) \
                 or any(id(v) in tainted for v in node.reads()):
             tainted.update(id(v) for v in node.outputs)
     return tainted
+
+
+def selection_gates(model: Model) -> dict[int, frozenset[str] | None]:
+    """For each main-graph value downstream of a selection op, by id, the names of the selections'
+    integer outputs it depends on: when those agree exactly with the original's, the tensor is a
+    deterministic function of float data and may be compared within tolerance. A node whose body
+    selects counts as a selection when all it returns is indices. None: it depends on a selection that
+    cannot be observed (unnamed, or a body returning floats), so it is never compared."""
+    gates: dict[int, frozenset[str] | None] = {}
+    for node in model.graph:
+        upstream = [gates[id(v)] for v in node.reads() if id(v) in gates]
+        inner = any(n.op_type in SELECTION_OPS for n in node.inner_nodes())
+        if not upstream and node.op_type not in SELECTION_OPS and not inner:
+            continue
+        own: frozenset[str] | None = frozenset()
+        if node.op_type in SELECTION_OPS:
+            picked = [v for i, v in enumerate(node.outputs) if i in SELECTION_INDEX_OUTPUTS[node.op_type]]
+            own = _names(picked)
+        elif inner:  # a body that selects (a batched NMS under an If): observable when it returns indices
+            own = _names(node.outputs) if all(v.dtype in INDEX_TYPES for v in node.outputs) else None
+        gate = None if own is None or any(g is None for g in upstream) else \
+            own.union(*[g for g in upstream if g is not None])
+        for out in node.outputs:
+            gates[id(out)] = gate
+    return gates
+
+
+def _names(values: list[Value]) -> frozenset[str] | None:
+    """The names of ``values`` (None when there are none or one is unnamed: nothing to observe)."""
+    return frozenset(v.name for v in values if v.name) if values and all(v.name for v in values) else None
 
 
 def input_dependent(model: Model) -> set[int]:
@@ -107,7 +142,7 @@ def input_dependent(model: Model) -> set[int]:
     live = {id(v) for v in main.inputs if v not in main.input_defaults}
     live |= {id(v) for v in main.input_defaults}
     for node in main:
-        inner = [n for g in node.subgraphs() for n in g.all_nodes()]
+        inner = node.inner_nodes()
         if any(id(v) in live for v in node.reads()) or node.op_type in RANDOM_OPS \
                 or any(n.op_type in RANDOM_OPS for n in inner):
             live.update(id(v) for v in node.outputs)

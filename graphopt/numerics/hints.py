@@ -65,6 +65,9 @@ class ValueHint:
     domain: str = ""  # "positive" | "unit" | "" (floats)
     structural: str = ""  # a STRUCTURAL rule, when the input holds a shape, an axis, a count...
     nonzero: bool = False
+    # floats the model standardizes itself ((x - mean) / std at its entry): x ~ center + spread * N(0,1)
+    center: float = 0.0
+    spread: float = 1.0
     reasons: list[str] = field(default_factory=list)
 
     def add_bound(self, high: int, reason: str) -> None:
@@ -199,8 +202,49 @@ def _conv_channels(node: Node) -> int | None:
     return int(shape[1]) * int(node.attr("group", 1) or 1)
 
 
+AFFINE = frozenset({"Sub", "Add", "Mul", "Div"})
+
+
+def _normalization(value: Value) -> tuple[float, float, str] | None:
+    """When ``value`` enters the model through a chain of Sub/Add/Mul/Div by constants (an image's
+    ``(x / 255 - mean) / std``), the center and spread of the inputs that chain maps to N(0,1), and
+    which nodes said so; per-channel constants count by their mean. None when there is no such chain."""
+    scale, shift = 1.0, 0.0  # the chain so far computes scale * x + shift
+    current, names = value, []
+    while True:
+        uses = current.uses()
+        if len(uses) != 1:
+            break
+        node, slot = uses[0]
+        if node.op_type in TRANSPARENT - {"Reshape", "Expand"} and slot == 0:
+            current = node.outputs[0]
+            continue
+        other = node.inputs[1 - slot] if node.op_type in AFFINE and len(node.inputs) == 2 else None
+        if other is None or other.const is None or other.const.size > 4096 or (
+                node.op_type in ("Sub", "Div") and slot != 0):
+            break
+        constant = float(other.const.numpy().astype(float).mean())
+        if node.op_type in ("Mul", "Div") and constant == 0:
+            break
+        if node.op_type == "Sub":
+            shift -= constant
+        elif node.op_type == "Add":
+            shift += constant
+        else:
+            factor = constant if node.op_type == "Mul" else 1.0 / constant
+            scale, shift = scale * factor, shift * factor
+        names.append(f"{node.op_type} {node.name!r}" if node.name else node.op_type)
+        current = node.outputs[0]
+    if not names or (scale, shift) == (1.0, 0.0):
+        return None
+    return -shift / scale, 1.0 / abs(scale), f"standardized by the model: {', '.join(names)}"
+
+
 def _value_hint(value: Value) -> ValueHint:
     hint = ValueHint()
+    if (normal := _normalization(value)) is not None:
+        hint.center, hint.spread, why = normal
+        hint.reasons.append(why)
     for node, slot, _ in uses_through(value, TRANSPARENT):
         key = (node.op_type, slot)
         label = f"{node.op_type} {node.name!r}" if node.name else node.op_type

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
+import numpy as np
 from onnx import TensorProto
 
 from graphopt.errors import RuntimeCheckError
@@ -23,11 +24,11 @@ from graphopt.numerics.compare import (
     tolerance_for,
 )
 from graphopt.numerics.diff import (
-    SELECTION_OPS,
     changed_nodes,
     downstream,
     graph_signatures,
     random_dependent,
+    selection_gates,
 )
 from graphopt.numerics.fingerprint import Fingerprint, compare, fingerprint
 from graphopt.numerics.interface import adapt_feeds, adapt_outputs, interface_perms
@@ -68,6 +69,10 @@ class Reference:
     base_outputs: dict[str, list[int]] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)  # constants the signatures name by id
     floors: dict[str, tuple[float, float]] = field(default_factory=dict)  # see precision_floors
+    # tensors downstream of a selection: the selections' integer outputs that must agree exactly with
+    # the original's before the tensor is compared (see diff.selection_gates)
+    gates: dict[str, frozenset[str]] = field(default_factory=dict)
+    gate_values: dict[str, Any] = field(default_factory=dict)  # those integer outputs, whole
 
     def tolerance_of(self, name: str) -> tuple[float, float] | None:
         """The tolerance a tensor is compared with: the user's, else its precision floor's (None: its
@@ -120,22 +125,28 @@ def capture(model: Model, session: ModelSession, names: dict[Value, str], feeds:
     """Fingerprint the original's intermediates on the first input set; ``outputs`` are its outputs."""
     keep: list[Any] = []
     random_ids = random_dependent(model)
-    selected = random_dependent(model, SELECTION_OPS)
+    floors = precision_floors(model)  # also makes sure dtypes are known
+    gates = selection_gates(model)
     fetchable = [(v, names[v]) for v in intermediates(model)
-                 if names.get(v) == v.name and id(v) not in selected]
+                 if names.get(v) == v.name and gates.get(id(v), frozenset()) is not None]
     base_in, base_out = interface_perms(model)
     ref = Reference(feeds, outputs, {}, graph_signatures(model.graph, keep), dict(model.opset_imports),
                     list(session.output_names[:len(model.graph.outputs)]),
                     {n for v, n in fetchable if id(v) in random_ids}
                     | {names.get(v, v.name or "") for v in model.graph.outputs if id(v) in random_ids},
-                    tolerance, libraries, base_in, base_out, keep, precision_floors(model))
+                    tolerance, libraries, base_in, base_out, keep, floors,
+                    {n: gate for v, n in fetchable if (gate := gates.get(id(v)))})
     wanted = [n for _, n in fetchable if n not in ref.random]
+    gate_names = set().union(*ref.gates.values()) if ref.gates else set()
+    ref.gate_values = {n: outputs[0][n] for n in gate_names if n in outputs[0]}
     start, size = 0, FIRST_BATCH
     while start < len(wanted):
         batch = wanted[start:start + size]
         values = session.run(feeds[0], batch)
         for name in batch:
             ref.tensors[name] = fingerprint(values[name], tolerance)
+            if name in gate_names:
+                ref.gate_values[name] = values[name]
         fetched = sum(ref.tensors[n].nbytes for n in batch) or 1
         start += len(batch)
         size = max(1, min(4 * size, int(size * BATCH_BYTES / fetched)))
@@ -171,12 +182,14 @@ def check(reference: Reference, model: Model, what: str) -> Outcome:
         return Outcome(strength="unchanged")
     values, reach = downstream(model, changed)
     shared = [v for v in values if v.name in reference.tensors and not v.is_graph_output]
+    gates = _gate_values(model, reference, shared)
     try:
-        session, names = open_session(model, what, extra_outputs=[v for v in shared if v.const is None],
-                                      libraries=reference.libraries)
+        extra = [v for v in shared if v.const is None] + [v for v in gates if v not in shared]
+        session, names = open_session(model, what, extra_outputs=extra, libraries=reference.libraries)
         outcome = Outcome(changed=len(changed))
         mismatches = _compare_outputs(reference, model, session, outcome)
-        diverging, witnesses = _compare_intermediates(reference, model, session, names, shared, outcome)
+        diverging, witnesses = _compare_intermediates(reference, model, session, names, shared, gates,
+                                                      outcome)
     except RuntimeCheckError as exc:
         return Outcome(failure=str(exc), changed=len(changed))
     if diverging or mismatches:
@@ -214,14 +227,39 @@ def _compare_outputs(reference: Reference, model: Model, session: ModelSession,
     return found
 
 
+def _gate_values(model: Model, reference: Reference, shared: list[Value]) -> list[Value]:
+    """The candidate's values for the selections' integer outputs that the gated tensors in ``shared``
+    wait on (only those still computed under their original name)."""
+    wanted = set().union(*[reference.gates[v.name] for v in shared if v.name in reference.gates])
+    if not wanted:
+        return []
+    found = [v for node in model.graph for v in node.outputs if v.name in wanted]
+    return found + [v for v in model.graph.outputs if v.name in wanted and v not in found]
+
+
+def _open_gates(reference: Reference, session: ModelSession, names: dict[Value, str],
+                gates: list[Value], feeds: dict[str, Any]) -> set[str]:
+    """The gate tensors whose candidate values equal the original's exactly."""
+    fetchable = [v.name for v in gates if v.name and names.get(v, v.name) == v.name]
+    if not fetchable:
+        return set()
+    got = session.run(feeds, fetchable)
+    return {n for n in fetchable if n in reference.gate_values and n in got
+            and np.array_equal(np.asarray(got[n]), np.asarray(reference.gate_values[n]))
+            and np.shape(got[n]) == np.shape(reference.gate_values[n])}
+
+
 def _compare_intermediates(reference: Reference, model: Model, session: ModelSession,
-                           names: dict[Value, str], shared: list[Value],
+                           names: dict[Value, str], shared: list[Value], gates: list[Value],
                            outcome: Outcome) -> tuple[list[Mismatch], set[int]]:
-    """Mismatches in graph order, and the ids of the informative tensors that matched."""
+    """Mismatches in graph order, and the ids of the informative tensors that matched; a tensor
+    downstream of a selection is compared only when the selection came out as in the original."""
     diverging: list[Mismatch] = []
     witnesses: set[int] = set()
-    fetch = [v for v in shared if v.const is None and names.get(v) == v.name]
     feeds = adapt_feeds(model, reference.feeds[0], reference.base_inputs)
+    opened = _open_gates(reference, session, names, gates, feeds)
+    shared = [v for v in shared if reference.gates.get(v.name or "", frozenset()) <= opened]
+    fetch = [v for v in shared if v.const is None and names.get(v) == v.name]
     fetched: dict[str, Any] = {}
     batch: list[str] = []
     size = 0

@@ -2,7 +2,8 @@
 failed. A float tensor is informative when it varies by more than 100 times its comparison tolerance
 (a change of 1% of its spread is then caught); an integer or boolean tensor when not all its values are
 equal; a single number when it exceeds 100 tolerances. All-NaN, empty, constant or tiny outputs make a
-weak check."""
+weak check, and so do saturated ones (every value at the minimum or the maximum: a box clipped to the
+image, a sigmoid at 0 and 1), which a changed input no longer moves."""
 
 from __future__ import annotations
 
@@ -48,4 +49,6 @@ def _float_weakness(values: np.ndarray, tolerance: tuple[float, float] | None) -
         return f"constant ({low:.3g} everywhere)"
     if spread <= RESOLUTION * tol:
         return f"varies by only {spread:.2g} (tolerance {tol:.2g})"
+    if finite.size > 2 and np.count_nonzero((finite == low) | (finite == high)) == finite.size:
+        return f"takes only the values {low:.3g} and {high:.3g} (saturated or thresholded)"
     return None

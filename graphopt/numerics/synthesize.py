@@ -121,6 +121,9 @@ def fill(elem_type: int, shape: tuple[int, ...], hint: ValueHint, rng: np.random
             f"|N(0,1)| + 0.01{why}"
     if hint.domain == "unit":
         return rng.uniform(-0.9, 0.9, size=shape).astype(np.float32).astype(dtype), "in (-0.9, 0.9)"
+    if (hint.center, hint.spread) != (0.0, 1.0):
+        data = hint.center + hint.spread * rng.standard_normal(size=shape)
+        return data.astype(np.float32).astype(dtype), f"~N({hint.center:.3g}, {hint.spread:.3g}){why}"
     return rng.standard_normal(size=shape).astype(np.float32).astype(dtype), "~N(0,1)"
 
 

@@ -101,6 +101,40 @@ def test_image_dims_get_an_image_size() -> None:
     assert checker.reference.feeds[0]["x"].shape == (1, 3, 224, 224)
 
 
+def _standardizing_model(nodes: list[str]) -> onnx.ModelProto:
+    """torchvision detectors' entry: (x - mean) / std per channel (or x / 255 first), then a Conv."""
+    rng = np.random.default_rng(0)
+    consts = {"mean": np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1),
+              "std": np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1),
+              "k255": np.array(255.0, np.float32)}
+    chain, current = [], "x"
+    for i, (op, const) in enumerate(n.split(":") for n in nodes):
+        chain.append(h.make_node(op, [current, const], [f"t{i}"], name=f"{op.lower()}{i}"))
+        current = f"t{i}"
+    w = nh.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = h.make_graph([*chain, h.make_node("Conv", [current, "w"], ["y"])], "std",
+                         [h.make_tensor_value_info("x", T.FLOAT, [1, 3, 32, 32])],
+                         [h.make_tensor_value_info("y", T.FLOAT, None)],
+                         [w, *(nh.from_array(v, k) for k, v in consts.items())])
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("nodes, center, spread", [
+    (["Sub:mean", "Div:std"], 0.449, 0.226),
+    (["Div:k255", "Sub:mean", "Div:std"], 0.449 * 255, 0.226 * 255),
+])
+def test_an_input_the_model_standardizes_gets_the_distribution_it_expects(
+        nodes: list[str], center: float, spread: float) -> None:
+    """A [0,1] image fed N(0,1) is a negative image to a detector (its scores saturate): the check
+    feeds what the model's own (x - mean) / std maps to N(0,1), and says why."""
+    checker = prepare_check(graphopt.import_model(_standardizing_model(nodes)))
+    x = checker.reference.feeds[0]["x"]
+    assert abs(float(x.mean()) - center) < 0.06 * spread and abs(float(x.std()) - spread) < 0.06 * spread
+    names = ", ".join(f"{n.split(':')[0]} '{n.split(':')[0].lower()}{i}'" for i, n in enumerate(nodes))
+    assert checker.inputs.notes["x"] == (f"float32[1,3,32,32] ~N({center:.3g}, {spread:.3g}) "
+                                         f"(standardized by the model: {names})")
+
+
 def test_given_inputs_win_and_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--input-value and --input-shape fix sr and the sample count; the table says where they came from."""
     path = _save(_rate_model(), tmp_path)

@@ -61,6 +61,9 @@ def test_weakness_of_reference_tensors() -> None:
     assert weakness(np.array([3, 3, 3], np.int64)) == "constant (np.int64(3) everywhere)"
     assert weakness(np.array([3, 4], np.int64)) is None
     assert weakness(np.zeros((0, 4), np.float32)) == "empty"
+    assert weakness(np.array([0, 0, 320, 320], np.float32)) == (
+        "takes only the values 0 and 320 (saturated or thresholded)")
+    assert weakness(np.array([0, 160, 320], np.float32)) is None
 
 
 def test_a_check_whose_reference_is_degenerate_is_weak_not_ok(builtin_registry: PassRegistry) -> None:
@@ -134,20 +137,110 @@ def test_tensors_computed_from_float16_are_compared_at_float16_tolerance() -> No
     assert precision_floors(model) == {"c": DEFAULT_TOLERANCES["float16"], "y": DEFAULT_TOLERANCES["float16"]}
 
 
-def test_tensors_selected_by_a_float_comparison_are_compared_only_through_the_outputs() -> None:
-    """TopK's values and indices (and what is computed from them) may legitimately flip on a near tie
-    after a rounding change: they are not fingerprinted as intermediates; the Mul before them is."""
-    from graphopt.numerics.check import prepare_check
-
+def _topk_then_scale() -> onnx.ModelProto:
+    """m = |x| * w; v, i = TopK(m, 3); p = v * s; y = Sign(p) (saturated: only -1 and 1, whatever
+    TopK picks); r = Relu(m)."""
+    rng = np.random.default_rng(3)
     k = nh.from_array(np.array([3], np.int64), "k")
-    two = nh.from_array(np.array(2.0, np.float32), "two")
+    w = nh.from_array(rng.uniform(0.5, 2.0, 8).astype(np.float32), "w")
+    scale = nh.from_array(np.array([1.0, -2.0, 3.0], np.float32), "s")
     info = h.make_tensor_value_info
-    nodes = [h.make_node("Mul", ["x", "two"], ["m"]), h.make_node("TopK", ["m", "k"], ["v", "i"]),
-             h.make_node("Cast", ["i"], ["c"], to=T.FLOAT), h.make_node("Add", ["c", "v"], ["y"]),
+    nodes = [h.make_node("Abs", ["x"], ["a"]), h.make_node("Mul", ["a", "w"], ["m"]),
+             h.make_node("TopK", ["m", "k"], ["v", "i"], name="topk"),
+             h.make_node("Mul", ["v", "s"], ["p"], name="scale"), h.make_node("Sign", ["p"], ["y"]),
              h.make_node("Relu", ["m"], ["r"])]
     graph = h.make_graph(nodes, "select", [info("x", T.FLOAT, [8])],
-                         [info("y", T.FLOAT, [3]), info("r", T.FLOAT, [8])], [k, two])
-    proto = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-    checker = prepare_check(graphopt.import_model(proto))
-    assert set(checker.reference.tensors) == {"m"}
-    assert set(checker.reference.outputs[0]) == {"y", "r"}
+                         [info("y", T.FLOAT, [3]), info("r", T.FLOAT, [8])], [k, w, scale])
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+@dataclass
+class ScaleAfterTopK:
+    """Wrong on purpose: scales the constant applied after the TopK by 1.05, names kept."""
+
+    name: ClassVar[str] = "scale-after-topk"
+    may_grow: ClassVar[bool] = True
+
+    def run(self, model: Model) -> PassResult:
+        node = next(n for n in model.graph if n.name == "scale")
+        node.replace_input(1, model.graph.add_const(Tensor.from_array(node.inputs[1].const.numpy() * 1.05)))
+        return PassResult(True)
+
+
+@dataclass
+class FlipTopK:
+    """Changes what the TopK selects (smallest instead of largest), names kept."""
+
+    name: ClassVar[str] = "flip-topk"
+    may_grow: ClassVar[bool] = True
+
+    def run(self, model: Model) -> PassResult:
+        next(n for n in model.graph if n.op_type == "TopK").set_attr("largest", 0)
+        return PassResult(True)
+
+
+def test_tensors_downstream_of_a_selection_wait_on_its_indices() -> None:
+    """TopK's values and indices (and what is computed from them) may legitimately flip on a near tie
+    after a rounding change: each is gated by the indices, and compared only when they agree exactly."""
+    from graphopt.numerics.check import prepare_check
+
+    checker = prepare_check(graphopt.import_model(_topk_then_scale()))
+    assert set(checker.reference.tensors) == {"a", "m", "v", "i", "p"}
+    assert checker.reference.gates == {"v": {"i"}, "i": {"i"}, "p": {"i"}}
+    assert checker.reference.output_weakness["y"].startswith("takes only the values -1 and 1")
+
+
+def test_a_wrong_rewrite_after_a_selection_is_caught_when_the_selection_agrees(
+        builtin_registry: PassRegistry) -> None:
+    """The detector case: the output is saturated, the bug sits after a TopK; the indices agree, so
+    the tensor after it is compared and the pass rolled back."""
+    builtin_registry.register(ScaleAfterTopK)
+    result = graphopt.optimize(_topk_then_scale(), pipeline="scale-after-topk")
+    record = result.report.records[0]
+    assert (record.status, record.cause) == ("rolled-back", "check")
+    assert record.checks["numeric"]["first_diverging"] == "p"
+    assert record.failure is not None and record.failure.endswith("; outputs still match")
+
+
+def test_a_selection_that_changed_leaves_its_dependents_uncompared_and_the_check_weak(
+        builtin_registry: PassRegistry) -> None:
+    """When the indices differ (a near tie may flip), nothing gated by them is compared: the pass is
+    not failed on them, and with only a saturated output left the check says it proved nothing."""
+    builtin_registry.register(FlipTopK)
+    result = graphopt.optimize(_topk_then_scale(), pipeline="flip-topk")
+    record = result.report.records[0]
+    numeric = record.checks["numeric"]
+    assert (record.status, numeric["strength"], numeric["compared"], numeric["unproven_nodes"]) == (
+        "changed", "weak", 0, 1)
+
+
+def test_a_body_that_selects_and_returns_indices_gates_what_follows_it() -> None:
+    """A batched NMS under an If (torchvision's detectors): the If's index output is the selection;
+    a body returning floats cannot be observed, so what follows it is never compared."""
+    from graphopt.numerics.check import prepare_check
+
+    info = h.make_tensor_value_info
+    k = nh.from_array(np.array([3], np.int64), "k")
+
+    def branch(largest: int, out_type: int) -> onnx.GraphProto:
+        nodes = [h.make_node("TopK", ["m", "k"], ["bv", "bi"], largest=largest)]
+        out = "bi" if out_type == T.INT64 else "bv"
+        return h.make_graph(nodes, f"b{largest}", [], [info(out, out_type, [3])])
+
+    for out_type, expected in ((T.INT64, {"sel": {"sel"}, "g": {"sel"}, "p": {"sel"}}), (T.FLOAT, {})):
+        nodes = [h.make_node("Abs", ["x"], ["m"]), h.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+                 h.make_node("Greater", ["total", "zero"], ["cond"]),
+                 h.make_node("If", ["cond"], ["sel"], then_branch=branch(1, out_type),
+                             else_branch=branch(0, out_type))]
+        if out_type == T.INT64:
+            nodes.append(h.make_node("Gather", ["m", "sel"], ["g"]))
+        else:
+            nodes.append(h.make_node("Identity", ["sel"], ["g"]))
+        nodes += [h.make_node("Mul", ["g", "two"], ["p"]), h.make_node("Sign", ["p"], ["y"])]
+        zero, two = nh.from_array(np.array(0.0, np.float32), "zero"), nh.from_array(np.float32(2.0), "two")
+        graph = h.make_graph(nodes, "if-select", [info("x", T.FLOAT, [8])], [info("y", T.FLOAT, [3])],
+                             [k, zero, two])
+        checker = prepare_check(graphopt.import_model(h.make_model(
+            graph, opset_imports=[h.make_opsetid("", 17)])))
+        assert checker.reference.gates == expected
+        assert ("p" in checker.reference.tensors) == bool(expected)
