@@ -3,7 +3,7 @@ subprocess each (own session, timeout, address-space limit), so hangs and crashe
 
 Cases come from tests/hostile (hostile_corpus.corpus, test_fuzz_external.external_cases and
 test_fuzz_mutants.mutant, with more seeds than the test suite) and are judged by the test suite's own rules
-(test_fuzz_cli.run_problems for every run, judge_output for an exit 0, in a second subprocess). The report
+(fuzz_kit.run_problems for every run, judge_output for an exit 0, in a second subprocess). The report
 (bench/results/hostile.md, rows in hostile.jsonl) tabulates exit codes by case family and lists every
 non-clean case with a command that reproduces it; those cases are kept under results/hostile-cases/NAME.
 
@@ -31,8 +31,8 @@ HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests" / "hostile"
 sys.path.insert(0, str(TESTS))
 import hostile_corpus as hc  # noqa: E402
-from test_fuzz_cli import run_problems  # noqa: E402
-from test_fuzz_external import external_cases  # noqa: E402
+from external_corpus import external_cases  # noqa: E402
+from fuzz_kit import run_problems  # noqa: E402
 from test_fuzz_mutants import mutant  # noqa: E402
 
 MEMORY_LIMIT = 8 << 30  # address space per run: a runaway allocation fails instead of swamping the host
@@ -41,7 +41,7 @@ import json, sys
 from pathlib import Path
 import numpy as np, onnxruntime as ort
 sys.path.insert(0, sys.argv[3])
-from test_fuzz_cli import checker_error, judge_output
+from fuzz_kit import checker_error, judge_output
 from graphopt.cli import main
 
 TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,

@@ -11,30 +11,23 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from cli_kit import (
+    DEFAULT_RUN,
+    FIXPOINT,
+    NAME_WIDTH,
+    OP_TABLE,
+    OPS_AFTER,
+    RERUN,
+    TAIL,
+    file_ops,
+    numeric_check,
+)
 
+from graphopt import DEFAULT_PIPELINE
 from graphopt.cli import main
 from graphopt.numerics.check import prepare_check
 from graphopt.numerics.run import run_proto
 from graphopt.onnx_io import load_model
-
-OP_TABLE = """\
-op type              before    after
-Conv                      2        2
-MatMul                    2        0  *
-Add                       1        0  *
-BatchNormalization        1        0  *
-Cast                      1        0  *
-Concat                    1        0  *
-Dropout                   1        0  *
-Gather                    1        0  *
-GlobalAveragePool         1        1
-Identity                  1        0  *
-Relu                      1        1
-Reshape                   1        1
-Shape                     1        0  *
-Unsqueeze                 1        0  *
-Gemm                      0        1  *
-total                    16        6"""
 
 # The model after each changing pass of the default pipeline (what --dump-ir writes).
 OPS_AFTER_DCE = ["Conv", "BatchNormalization", "Relu", "Conv", "GlobalAveragePool", "Shape", "Gather",
@@ -42,29 +35,6 @@ OPS_AFTER_DCE = ["Conv", "BatchNormalization", "Relu", "Conv", "GlobalAveragePoo
 OPS_AFTER_FOLD = ["Conv", "BatchNormalization", "Relu", "Conv", "GlobalAveragePool", "Reshape", "MatMul",
                   "Add"]
 OPS_AFTER_BN = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "MatMul", "Add"]
-OPS_AFTER = ["Conv", "Relu", "Conv", "GlobalAveragePool", "Reshape", "Gemm"]
-
-# The default pipeline's fixed point on tiny_cnn: four changing runs in the first iteration, then a second
-# iteration that finds nothing. simplify-chains and optimize-transposes (the model has no Transpose) are
-# not rerun in it: they found nothing after the last change (fuse-matmul-add) and nothing changed since.
-FIXPOINT = ["eliminate-dead-code", "fold-constants", "prune-failing-branches",
-            "eliminate-common-subexpressions", "fuse-pad", "fuse-batchnorm", "fuse-normalization",
-            "fuse-affine", "fuse-matmul-add", "simplify-chains", "optimize-transposes"]
-CHANGING = {"eliminate-dead-code", "fold-constants", "fuse-batchnorm", "fuse-matmul-add"}
-DEFAULT_RUN = [*((name, "changed" if name in CHANGING else "unchanged") for name in FIXPOINT),
-               *((name, "unchanged") for name in FIXPOINT[:-2]),
-               ("topological-sort", "unchanged")]
-NAME_WIDTH = len("eliminate-common-subexpressions")  # 31: the pass table's first column fits the longest name
-
-
-def _numeric(record: dict) -> tuple[str, float, float]:
-    """A pass record's check strength and max errors (the record also counts tensors, nodes...)."""
-    numeric = record["checks"]["numeric"]
-    return numeric["strength"], numeric["max_abs"], numeric["max_rel"]
-
-
-def _ops(path: Path) -> list[str]:
-    return [n.op_type for n in onnx.load(str(path)).graph.node]
 
 
 def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
@@ -103,7 +73,7 @@ def test_optimize_writes_output_prints_op_table_and_exits_zero(tiny_cnn: Path,
         pattern = (re.escape(f"{name:<{NAME_WIDTH}} {status:<12}") + r" +\d+ms "
                    + re.escape(f"{node:>13} {delta:>11}  ") + (re.escape(check) if check == "-" else check))
         assert re.fullmatch(pattern, line), line
-    assert _ops(out) == OPS_AFTER
+    assert file_ops(out) == OPS_AFTER
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
 
 
@@ -169,9 +139,7 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
                           "nodes_after", "ops_before", "ops_after", "passes", "rules"]
     assert (data["input"], data["output"]) == (str(tiny_cnn), str(out))
     assert (data["size_before"], data["size_after"]) == (tiny_cnn.stat().st_size, out.stat().st_size)
-    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
-                                "eliminate-common-subexpressions,fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
-                                "simplify-chains,optimize-transposes){max=8},topological-sort")
+    assert data["pipeline"] == DEFAULT_PIPELINE
     assert (data["check"], data["check_sessions"]) == ("each", 4)  # the four changing passes
     assert (data["final_check"], data["warnings"]) == (None, [])
     assert (data["nodes_before"], data["nodes_after"]) == (16, 6)
@@ -193,14 +161,14 @@ def test_report_json_has_the_run_summary_and_every_pass(tiny_cnn: Path) -> None:
     assert dce["stats"] == {"dead_nodes": 1, "noop_Cast": 1, "noop_Dropout": 1, "noop_Identity": 1,
                             "unused_constants": 1}  # DCE infers the Cast's input type itself
     assert dce["bytes_before"] - dce["bytes_after"] == 16 * 16 * 4  # unused.w
-    assert _numeric(dce) == ("ok", 0.0, 0.0)
+    assert numeric_check(dce) == ("ok", 0.0, 0.0)
     assert (dce["history"], dce["rules"]) == ([], {})
     # The Reshape target Concat(Unsqueeze(Gather(Shape(gap), 0)), [-1]) becomes the constant [0, -1]
     # (0 copies the batch dimension) and the four nodes computing it go: three 8-byte int64 constants
     # (zero, axes0, minus_one) out, one 16-byte [0, -1] in.
     assert fold["stats"] == {"folded": 1, "reshape_target_copies_dims": 1}
     assert fold["bytes_before"] - fold["bytes_after"] == 3 * 8 - 2 * 8
-    assert _numeric(fold) == ("ok", 0.0, 0.0)
+    assert numeric_check(fold) == ("ok", 0.0, 0.0)
     assert fold["history"] == ["eliminate-dead-code"]
     assert (prune["stats"], prune["checks"]) == ({}, {})  # no If in the model: nothing tried
     assert (cse["stats"], cse["checks"], cse["rules"]) == ({}, {}, {})
@@ -266,8 +234,8 @@ def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
                 "fuse-matmul-add": "changed"}
     assert [(p["name"], p["status"]) for p in data["passes"]] == [
         *((name, statuses.get(name, "unchanged")) for name in FIXPOINT),
-        *((name, "disabled" if name == "eliminate-dead-code" else "unchanged") for name in FIXPOINT[:-2]),
-        ("topological-sort", "unchanged")]
+        *((name, "disabled" if name == "eliminate-dead-code" else "unchanged") for name in RERUN),
+        *((name, "unchanged") for name in TAIL)]
     fold, bn, matmul_add = data["passes"][1], data["passes"][5], data["passes"][8]
     assert fold["stats"] == {"folded": 2, "folded_MatMul": 1, "reshape_target_copies_dims": 1}
     assert (fold["nodes_before"], fold["nodes_after"]) == (16, 11)
@@ -279,8 +247,8 @@ def test_disable_skips_a_pass_and_records_it(tiny_cnn: Path) -> None:
     assert (data["check_sessions"], data["nodes_after"]) == (3, 9)
     assert data["ops_after"] == {"Cast": 1, "Conv": 2, "Dropout": 1, "Gemm": 1, "GlobalAveragePool": 1,
                                  "Identity": 1, "Relu": 1, "Reshape": 1}
-    assert _ops(out) == ["Conv", "Relu", "Identity", "Conv", "Dropout", "Cast", "GlobalAveragePool",
-                         "Reshape", "Gemm"]
+    assert file_ops(out) == ["Conv", "Relu", "Identity", "Conv", "Dropout", "Cast", "GlobalAveragePool",
+                             "Reshape", "Gemm"]
     written = onnx.load(str(out)).graph
     read = {name for node in written.node for name in node.input}
     assert [list(t.dims) for t in written.initializer if t.name not in read] == [[16, 16]]  # the folded dead
@@ -304,10 +272,10 @@ def test_dump_ir_writes_one_model_per_changing_pass(tiny_cnn: Path) -> None:
     assert main(["optimize", str(tiny_cnn), "--dump-ir", str(dumps), "-q"]) == 0
     assert sorted(os.listdir(dumps)) == ["001-eliminate-dead-code.onnx", "002-fold-constants.onnx",
                                          "003-fuse-batchnorm.onnx", "004-fuse-matmul-add.onnx"]
-    assert _ops(dumps / "001-eliminate-dead-code.onnx") == OPS_AFTER_DCE
-    assert _ops(dumps / "002-fold-constants.onnx") == OPS_AFTER_FOLD
-    assert _ops(dumps / "003-fuse-batchnorm.onnx") == OPS_AFTER_BN
-    assert _ops(dumps / "004-fuse-matmul-add.onnx") == OPS_AFTER
+    assert file_ops(dumps / "001-eliminate-dead-code.onnx") == OPS_AFTER_DCE
+    assert file_ops(dumps / "002-fold-constants.onnx") == OPS_AFTER_FOLD
+    assert file_ops(dumps / "003-fuse-batchnorm.onnx") == OPS_AFTER_BN
+    assert file_ops(dumps / "004-fuse-matmul-add.onnx") == OPS_AFTER
 
 
 def _swap_errors(model_path: Path) -> tuple[float, float]:
@@ -338,7 +306,7 @@ def test_plugin_pass_that_breaks_numerics_is_rolled_back_with_a_repro_line(
     repro = (f"  reproduce: graphopt optimize {tiny_cnn} -o /tmp/repro.onnx --pipeline 'swap-add-for-sub' "
              f"--seed 0 --on-failure raise --plugin {plugin}\n")
     assert repro in stdout
-    assert _ops(out) == _ops(tiny_cnn)  # the original model was written
+    assert file_ops(out) == file_ops(tiny_cnn)  # the original model was written
 
     repro_out = tiny_cnn.with_name("repro.onnx")
     assert main(["optimize", str(tiny_cnn), "-o", str(repro_out), "--pipeline", "swap-add-for-sub",

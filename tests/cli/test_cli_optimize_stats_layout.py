@@ -1,5 +1,5 @@
 """`graphopt optimize` in-process: --stats, --target ort, --layout nhwc, never-worse, re-optimizing a
-converted file (the basics are in test_cli_optimize.py)."""
+converted file (the basics are in test_cli_optimize.py, the shared expectations in cli_kit.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,9 @@ from typing import Iterable
 import numpy as np
 import onnx
 import pytest
-from test_cli_optimize import (  # noqa: E402
-    DEFAULT_RUN,
-    NAME_WIDTH,
-    OP_TABLE,
-    OPS_AFTER,
-    _ops,
-)
+from cli_kit import DEFAULT_RUN, NAME_WIDTH, OP_TABLE, OPS_AFTER, file_ops, numeric_check
 
+from graphopt import DEFAULT_PIPELINE
 from graphopt.cli import main
 from graphopt.numerics.run import run_proto
 
@@ -61,12 +56,6 @@ RULE_NAMES = {
 }
 
 
-def _numeric(record: dict) -> tuple[str, float, float]:
-    """A pass record's check strength and max errors (the record also counts tensors, nodes...)."""
-    numeric = record["checks"]["numeric"]
-    return numeric["strength"], numeric["max_abs"], numeric["max_rel"]
-
-
 def test_stats_prints_the_rule_table_between_the_pass_table_and_the_summary(
         tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--stats: a header, one line per rule that was attempted (attempts, matches, time), an indented
@@ -93,7 +82,7 @@ def test_stats_prints_the_rule_table_between_the_pass_table_and_the_summary(
     assert table[len(expected):][0] == ""
     assert "checks: each (4 onnxruntime sessions)" in table[-2]
     assert table[-1] == f"wrote {out}"
-    assert _ops(out) == OPS_AFTER  # --stats only reports
+    assert file_ops(out) == OPS_AFTER  # --stats only reports
 
 
 def test_report_json_rules_sums_every_rule_over_the_kept_runs(tiny_cnn: Path) -> None:
@@ -148,9 +137,7 @@ total                          16        5
 
 """)
     data = json.loads(report.read_text())
-    assert data["pipeline"] == ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
-                                "eliminate-common-subexpressions,fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
-                                "simplify-chains,optimize-transposes){max=8},topological-sort,fuse-ort-contrib")
+    assert data["pipeline"] == f"{DEFAULT_PIPELINE},fuse-ort-contrib"
     assert [(p["name"], p["status"]) for p in data["passes"]] == [*DEFAULT_RUN,
                                                                   ("fuse-ort-contrib", "changed")]
     contrib = data["passes"][-1]
@@ -247,10 +234,7 @@ def test_layout_nhwc_makes_the_image_input_channels_last_through_one_transpose(
         assert re.fullmatch(pattern, line), line
 
     data = json.loads(report.read_text())
-    assert data["pipeline"] == ("convert-layout{layout=nhwc},"
-                                "fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
-                                "eliminate-common-subexpressions,fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,"
-                                "simplify-chains,optimize-transposes){max=8},topological-sort")
+    assert data["pipeline"] == f"convert-layout{{layout=nhwc}},{DEFAULT_PIPELINE}"
     assert [(p["name"], p["status"]) for p in data["passes"]] == LAYOUT_RUN
     assert all(p["failure"] is None for p in data["passes"])
     assert all(p["checks"]["numeric"]["ok"] is True for p in data["passes"] if p["status"] == "changed")
@@ -261,7 +245,7 @@ def test_layout_nhwc_makes_the_image_input_channels_last_through_one_transpose(
     assert layout["stats"] == {"inputs_converted": 1}
     assert (layout["nodes_before"], layout["nodes_after"]) == (16, 17)
     assert (layout["bytes_before"], layout["bytes_after"]) == (4736, 4736)
-    assert _numeric(layout) == ("ok", 0.0, 0.0)
+    assert numeric_check(layout) == ("ok", 0.0, 0.0)
     assert (data["nodes_before"], data["nodes_after"]) == (16, 7)
     assert data["ops_after"] == {"Conv": 2, "Gemm": 1, "GlobalAveragePool": 1, "Relu": 1, "Reshape": 1,
                                  "Transpose": 1}
@@ -275,7 +259,7 @@ def test_layout_nhwc_makes_the_image_input_channels_last_through_one_transpose(
 
     assert interface(proto.graph.input) == [("x", onnx.TensorProto.FLOAT, ["N", 16, 16, 3])]
     assert interface(proto.graph.output) == [("logits", onnx.TensorProto.FLOAT, ["N", 10])]
-    assert _ops(out) == ["Transpose", *OPS_AFTER]
+    assert file_ops(out) == ["Transpose", *OPS_AFTER]
     transpose, conv1 = proto.graph.node[:2]
     assert list(transpose.input) == ["x"] and conv1.input[0] == transpose.output[0]
     assert {a.name: onnx.helper.get_attribute_value(a) for a in transpose.attribute} == {"perm": [0, 3, 1, 2]}
@@ -361,7 +345,7 @@ def test_a_pass_that_adds_a_node_is_rolled_back_by_the_never_worse_rule(
     assert (rec["bytes_before"], rec["bytes_after"]) == (4736, 4736)
     assert (rec["stats"], rec["checks"]) == ({"added": 1}, {})
     assert (data["nodes_after"], data["ops_after"], data["check_sessions"]) == (16, data["ops_before"], 0)
-    assert _ops(out) == _ops(tiny_cnn)
+    assert file_ops(out) == file_ops(tiny_cnn)
     unchanged = tiny_cnn.with_name("unchanged.onnx")
     assert main(["optimize", str(tiny_cnn), "-o", str(unchanged), "--pipeline", "topological-sort",
                  "-q"]) == 0
@@ -384,9 +368,9 @@ def test_allow_worse_or_may_grow_keeps_a_pass_that_adds_a_node(
     rec = data["passes"][0]
     assert (rec["nodes_before"], rec["nodes_after"]) == (16, 17)
     assert (rec["bytes_before"], rec["bytes_after"]) == (4736, 4736)
-    assert _numeric(rec) == ("ok", 0.0, 0.0)
+    assert numeric_check(rec) == ("ok", 0.0, 0.0)
     assert (data["nodes_after"], data["ops_after"]["Identity"], data["check_sessions"]) == (17, 2, 1)
-    assert _ops(out) == OPS_WITH_IDENTITY
+    assert file_ops(out) == OPS_WITH_IDENTITY
 
 
 def test_a_layout_converted_file_optimizes_again_with_checks_relative_to_its_own_layout(

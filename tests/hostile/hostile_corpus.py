@@ -3,7 +3,7 @@
 Damage to the *bytes* (truncations, bit flips, noise, text, other protobuf messages, non-UTF-8 names) and
 to the *graph* of a valid protobuf (cycles, dangling names, wrong attribute types, broken initializers,
 absurd opsets and dims, broken bodies, sparse initializers, strings...), the latter written as ONNX text
-where possible so each case reads like what it breaks. Hostile external data is in test_fuzz_external.py,
+where possible so each case reads like what it breaks. Hostile external data is in external_corpus.py,
 seeded random graph edits in test_fuzz_mutants.py. Same call, same bytes, on every machine. Used by
 tests/hostile/test_fuzz_*.py (in-process) and bench/hostile.py (one subprocess per case).
 """

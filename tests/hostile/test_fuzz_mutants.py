@@ -1,6 +1,6 @@
 """Seeded random edits of valid models (rewired, renamed, dropped, duplicated or retyped nodes; broken
 attributes, dims, initializers, element types, outputs, opsets, IR versions) through ``graphopt optimize``,
-judged by the rules of test_fuzz_cli. ``mutant(base, seed)`` is also what bench/hostile.py sweeps.
+judged by the rules of fuzz_kit. ``mutant(base, seed)`` is also what bench/hostile.py sweeps.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Callable
 
 import onnx
 import pytest
+from fuzz_kit import KNOWN_SIGNATURES, assert_clean, params, run_case
 from hostile_corpus import BASES, Case, add_attr, base_model
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from onnx import AttributeProto as A
 from onnx import TensorProto as T
 from onnx import helper as h
-from test_fuzz_cli import KNOWN_SIGNATURES, assert_clean, params, run_case
 
 OPS = ("Relu", "Add", "Mul", "MatMul", "Gemm", "Conv", "Reshape", "Concat", "Gather", "Transpose",
        "Identity", "Shape", "Cast", "If", "Loop", "Split", "Squeeze", "Softmax", "BatchNormalization",
@@ -100,7 +100,7 @@ def test_randomly_edited_model_ends_in_one_error_line_or_a_correct_output(
 @given(base=st.sampled_from(BASES), seed=st.integers(10, 2**32 - 1))
 def test_any_seeded_random_edit_ends_clean(tmp_path_factory: pytest.TempPathFactory,
                                            capsys: pytest.CaptureFixture[str], base: str, seed: int) -> None:
-    """Edits that hit a bug already pinned in test_fuzz_cli (KNOWN_SIGNATURES) are rejected."""
+    """Edits that hit a bug already pinned (fuzz_kit.KNOWN_SIGNATURES) are rejected."""
     case = mutant(base, seed)
     outcome = run_case(case, tmp_path_factory.mktemp("case"), capsys)
     if outcome.problems and KNOWN_SIGNATURES and KNOWN_SIGNATURES.search(outcome.stderr):

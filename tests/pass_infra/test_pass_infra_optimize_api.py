@@ -1,4 +1,5 @@
-"""graphopt.optimize with numeric checks: a pass that breaks numerics is named, measured and undone."""
+"""graphopt.optimize with numeric checks: a pass that breaks numerics is named, measured and undone. Also
+the one test that pins the default pipeline's text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from pass_infra_kit import add_model, messy_model, op_types
 
+import graphopt
 from graphopt import import_model, optimize
 from graphopt.errors import NumericMismatchError, PassFailedError, UnknownPassError, UsageError
 from graphopt.numerics.check import prepare_check
@@ -84,6 +86,15 @@ def test_checks_off_runs_no_session_and_keeps_the_wrong_change(swap_pass: str) -
     """check='off' trusts the passes: the Sub stays."""
     result = optimize(add_model(), pipeline=swap_pass, check="off")
     assert (op_types(result.model), result.check_sessions) == (["Sub"], 0)
+
+
+def test_the_default_pipeline_is_exactly() -> None:
+    """The one place the default pipeline's text is pinned: every other test derives the pipeline and its
+    pass names from ``graphopt.DEFAULT_PIPELINE``, so changing it means changing this test on purpose."""
+    assert graphopt.DEFAULT_PIPELINE == (
+        "fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,eliminate-common-subexpressions,"
+        "fuse-pad,fuse-batchnorm,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
+        "optimize-transposes){max=8},topological-sort")
 
 
 def test_default_pipeline_on_a_messy_model_passes_every_check() -> None:

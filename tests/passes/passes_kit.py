@@ -14,7 +14,7 @@ from onnx import TensorProto as T
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from graphopt import Model, PassResult, import_model, verify
+from graphopt import Model, Node, PassResult, import_model, verify
 from graphopt.numerics.run import run_model, run_proto
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
@@ -66,6 +66,12 @@ def run_pass(source: onnx.ModelProto | Model, name: str, **options: Any) -> tupl
 def op_types(model: Model) -> list[str]:
     """Op types of the main graph, in order."""
     return [n.op_type for n in model.graph]
+
+
+def only_node(model: Model, op: str | None = None) -> Node:
+    """The main graph's one node (its one node of op type ``op`` when given); fails unless exactly one."""
+    (node,) = [n for n in model.graph if op is None or n.op_type == op]
+    return node
 
 
 def ort(source: onnx.ModelProto | Model, feeds: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -9,32 +9,12 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from fuse_affine_kit import KEEP_BIAS, PASS, check, inputs_of
 from onnx import TensorProto as T
 from onnx import helper as h
-from passes_kit import array, check_pass, info, ints, make, op_types, randn, run_pass
+from passes_kit import array, info, ints, make, only_node, op_types, randn, run_pass
 
-from graphopt import Model, Node
-
-PASS = "fuse-affine"
-TOL = (1e-5, 1e-6)  # rtol of the output's largest magnitude, atol: float32 reassociation only
-KEEP_BIAS = "rejected_conv-zero-bias:bias is not known to be zero"  # every Conv with a real bias
 NOT_PER_CHANNEL = "constant is not per output channel (or rank unknown)"
-
-
-def _check(proto: onnx.ModelProto, feeds: dict[str, np.ndarray],
-           tol: tuple[float, float] | None = TOL) -> tuple[list[str], dict, Model]:
-    """Run the pass; outputs agree with onnxruntime within ``tol``; a second run changes nothing."""
-    return check_pass(PASS, proto, feeds, tol)
-
-
-def _only(model: Model, op: str) -> Node:
-    (node,) = [n for n in model.graph if n.op_type == op]
-    return node
-
-
-def _inputs(node: Node) -> list[Any]:
-    """Each input as its constant's array, or its name when it is not a constant."""
-    return [None if v is None else v.const.numpy() if v.const is not None else v.name for v in node.inputs]
 
 
 def _conv(c: np.ndarray, op: str = "Mul", *, group: int = 1, c_in: int = 4, c_out: int = 6,
@@ -70,10 +50,10 @@ def test_mul_by_a_channel_vector_scales_conv_weights_and_bias(group: int, c_in: 
     s = _positive(c_out)
     proto, feeds = _conv(s.reshape(*lead, c_out, 1, 1), group=group, c_in=c_in, c_out=c_out,
                          const_first=const_first)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Conv"] and stats == {"fused_conv-mul": 1, KEEP_BIAS: 1}
-    conv = _only(model, "Conv")
-    x, w, b = _inputs(conv)
+    conv = only_node(model, "Conv")
+    x, w, b = inputs_of(conv)
     assert x == "x" and conv.attr("group", 1) == group and conv.attr("pads") == [1, 1, 1, 1]
     np.testing.assert_allclose(w, randn(c_out, c_in // group, 3, 3, seed=1) * s[:, None, None, None],
                                rtol=1e-6)
@@ -86,9 +66,9 @@ def test_add_sub_div_by_a_channel_vector_fold_into_conv_bias_and_weights(op: str
     """An offset lands in the bias only; a divisor scales weights and bias by 1/c."""
     c = _positive(6)
     proto, feeds = _conv(c.reshape(6, 1, 1), op)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Conv"] and stats == {f"fused_conv-{op.lower()}": 1, KEEP_BIAS: 1}
-    _, w, b = _inputs(_only(model, "Conv"))
+    _, w, b = inputs_of(only_node(model, "Conv"))
     w0, b0 = randn(6, 4, 3, 3, seed=1), randn(6, seed=2)
     expected = {"Add": (w0, b0 + c), "Sub": (w0, b0 - c),
                 "Div": (w0 / c[:, None, None, None], b0 / c)}[op]
@@ -100,18 +80,18 @@ def test_add_sub_div_by_a_channel_vector_fold_into_conv_bias_and_weights(op: str
 def test_a_scalar_like_constant_scales_every_channel(shape: tuple) -> None:
     """Constants of size 1 and rank <= the output's rank are one value for every channel."""
     proto, feeds = _conv(np.full(shape, 2.5, np.float32))
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Conv"] and stats == {"fused_conv-mul": 1, KEEP_BIAS: 1}
-    np.testing.assert_allclose(_inputs(_only(model, "Conv"))[2], randn(6, seed=2) * 2.5, rtol=1e-6)
+    np.testing.assert_allclose(inputs_of(only_node(model, "Conv"))[2], randn(6, seed=2) * 2.5, rtol=1e-6)
 
 
 def test_conv_without_bias_gets_the_offset_as_its_bias() -> None:
     """Conv(x, w) + c is Conv(x, w, c)."""
     c = randn(6, seed=5)
     proto, feeds = _conv(c.reshape(6, 1, 1), "Add", bias=False)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Conv"] and stats == {"fused_conv-add": 1, KEEP_BIAS: 1}
-    x, w, b = _inputs(_only(model, "Conv"))
+    x, w, b = inputs_of(only_node(model, "Conv"))
     np.testing.assert_array_equal(w, randn(6, 4, 3, 3, seed=1))
     np.testing.assert_array_equal(b, c)
 
@@ -120,10 +100,10 @@ def test_conv_without_bias_times_a_constant_ends_without_a_bias() -> None:
     """Conv(x, w) * s: a multiplier with no bias before and no offset adds no bias."""
     s = _positive(6)
     proto, feeds = _conv(s.reshape(6, 1, 1), bias=False)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Conv"] and stats == {"fused_conv-mul": 1}
-    assert len(_only(model, "Conv").inputs) == 2
-    x, w = _inputs(_only(model, "Conv"))
+    assert len(only_node(model, "Conv").inputs) == 2
+    x, w = inputs_of(only_node(model, "Conv"))
     np.testing.assert_allclose(w, randn(6, 4, 3, 3, seed=1) * s[:, None, None, None], rtol=1e-6)
     assert [v.const.shape for v in model.graph.consts] == [(6, 4, 3, 3)]  # old w, c and the 0 bias went
 
@@ -135,9 +115,9 @@ def test_a_mul_add_chain_folds_into_one_conv() -> None:
     proto.graph.node[1].output[0] = "m"
     proto.graph.node.append(h.make_node("Add", ["m", "t"], ["y"]))
     proto.graph.initializer.append(array("t", t.reshape(1, 6, 1, 1)))
-    ops, stats, model = _check(proto, {"x": randn(1, 4, 5, 5, seed=3)})
+    ops, stats, model = check(proto, {"x": randn(1, 4, 5, 5, seed=3)})
     assert ops == ["Conv"] and stats == {"fused_conv-mul": 1, "fused_conv-add": 1, KEEP_BIAS: 1}
-    np.testing.assert_allclose(_inputs(_only(model, "Conv"))[2], randn(6, seed=2) * s + t, rtol=1e-6)
+    np.testing.assert_allclose(inputs_of(only_node(model, "Conv"))[2], randn(6, seed=2) * s + t, rtol=1e-6)
 
 
 def test_float16_weights_are_fused_in_float16() -> None:
@@ -147,9 +127,9 @@ def test_float16_weights_are_fused_in_float16() -> None:
     nodes = [h.make_node("Conv", ["x", "w", "b"], ["v"]), h.make_node("Mul", ["v", "c"], ["y"])]
     proto = make(nodes, [info("x", [1, 4, 5, 5], T.FLOAT16)], [info("y", None, T.FLOAT16)],
                  [array("w", w), array("b", b), array("c", s.reshape(6, 1, 1))])
-    ops, stats, model = _check(proto, {"x": randn(1, 4, 5, 5).astype(np.float16)}, tol=None)
+    ops, stats, model = check(proto, {"x": randn(1, 4, 5, 5).astype(np.float16)}, tol=None)
     assert ops == ["Conv"] and stats == {"fused_conv-mul": 1, KEEP_BIAS: 1}
-    _, w2, b2 = _inputs(_only(model, "Conv"))
+    _, w2, b2 = inputs_of(only_node(model, "Conv"))
     assert w2.dtype == b2.dtype == np.float16
     np.testing.assert_array_equal(b2, (b.astype(np.float64) * s).astype(np.float16))
 
@@ -170,17 +150,17 @@ def test_mul_scales_conv_transpose_output_channels_of_every_group(group: int, bi
                          strides=[2, 2]),
              h.make_node("Mul", ["v", "c"], ["y"])]
     proto = make(nodes, [info("x", [1, c_in, 3, 3])], [info("y", None)], inits)
-    ops, stats, model = _check(proto, {"x": randn(1, c_in, 3, 3, seed=3)})
+    ops, stats, model = check(proto, {"x": randn(1, c_in, 3, 3, seed=3)})
     expected_stats = {"fused_convtranspose-mul": 1}
     if bias:
         expected_stats["rejected_convtranspose-zero-bias:bias is not known to be zero"] = 1
     assert ops == ["ConvTranspose"] and stats == expected_stats
-    node = _only(model, "ConvTranspose")
+    node = only_node(model, "ConvTranspose")
     assert node.attr("group", 1) == group and node.attr("strides") == [2, 2]
     expected = (w0.reshape(group, c_in // group, per, 2, 2) * s.reshape(group, 1, per, 1, 1))
-    np.testing.assert_allclose(_inputs(node)[1], expected.reshape(c_in, per, 2, 2), rtol=1e-6)
+    np.testing.assert_allclose(inputs_of(node)[1], expected.reshape(c_in, per, 2, 2), rtol=1e-6)
     if bias:
-        np.testing.assert_allclose(_inputs(node)[2], b0 * s, rtol=1e-6)
+        np.testing.assert_allclose(inputs_of(node)[2], b0 * s, rtol=1e-6)
     else:
         assert len(node.inputs) == 2
 
@@ -207,11 +187,11 @@ def test_mul_by_a_column_vector_folds_into_gemm_b_and_c(trans_b: int, bias_shape
     s = _positive(5)
     bias = None if bias_shape is None else randn(*bias_shape, seed=2)
     proto, feeds = _gemm("Mul", s.reshape(1, 5), trans_b=trans_b, bias=bias)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Gemm"] and stats == {"fused_gemm-mul": 1}
-    gemm = _only(model, "Gemm")
+    gemm = only_node(model, "Gemm")
     assert gemm.attr("alpha") == 0.5 and gemm.attr("beta") is None and gemm.attr("transB") == trans_b
-    x, w, *c = _inputs(gemm)
+    x, w, *c = inputs_of(gemm)
     w0 = randn(5, 4, seed=1) if trans_b else randn(4, 5, seed=1)
     np.testing.assert_allclose(w, w0 * (s[:, None] if trans_b else s[None, :]), rtol=1e-6)
     if bias is None:
@@ -226,16 +206,16 @@ def test_an_offset_goes_into_gemm_c(op: str) -> None:
     """Gemm(x, B, C) - t is Gemm(x, B, beta * C - t) with beta 1."""
     t, b0 = randn(5, seed=6), randn(5, seed=2)
     proto, feeds = _gemm(op, t, trans_b=1, bias=b0, const_first=op == "Add")
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Gemm"] and stats == {f"fused_gemm-{op.lower()}": 1}
-    np.testing.assert_allclose(_inputs(_only(model, "Gemm"))[2], 2.0 * b0 + (t if op == "Add" else -t),
+    np.testing.assert_allclose(inputs_of(only_node(model, "Gemm"))[2], 2.0 * b0 + (t if op == "Add" else -t),
                                rtol=1e-6)
 
 
 def test_keep_gemm_mul_by_a_row_vector() -> None:
     """c of shape [3, 1] scales rows (the batch axis), not output columns."""
     proto, feeds = _gemm("Mul", _positive(3).reshape(3, 1), trans_b=0, bias=None)
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["Gemm", "Mul"] and stats == {f"rejected_gemm-mul:{NOT_PER_CHANNEL}": 1}
 
 
@@ -249,9 +229,9 @@ def test_mul_by_a_column_vector_folds_into_matmul_weights(x_shape: list[int], c_
     nodes = [h.make_node("MatMul", ["x", "w"], ["m"]), h.make_node("Mul", ["c", "m"], ["y"])]
     proto = make(nodes, [info("x", x_shape)], [info("y", None)],
                  [array("w", randn(4, 5, seed=1)), array("c", s.reshape(c_shape))])
-    ops, stats, model = _check(proto, {"x": randn(*x_shape, seed=3)})
+    ops, stats, model = check(proto, {"x": randn(*x_shape, seed=3)})
     assert ops == ["MatMul"] and stats == {"fused_matmul-mul": 1}
-    x, w = _inputs(_only(model, "MatMul"))
+    x, w = inputs_of(only_node(model, "MatMul"))
     assert x == "x"
     np.testing.assert_allclose(w, randn(4, 5, seed=1) * s, rtol=1e-6)
 
@@ -265,7 +245,7 @@ def test_keep_matmul_mul_that_broadcasts_over_rows_or_enlarges_the_output(x_shap
     nodes = [h.make_node("MatMul", ["x", "w"], ["m"]), h.make_node("Mul", ["m", "c"], ["y"])]
     proto = make(nodes, [info("x", x_shape)], [info("y", None)],
                  [array("w", randn(4, 5, seed=1)), array("c", np.full(c_shape, 1.5, np.float32))])
-    ops, stats, _ = _check(proto, {"x": randn(*x_shape, seed=3)})
+    ops, stats, _ = check(proto, {"x": randn(*x_shape, seed=3)})
     assert ops == ["MatMul", "Mul"] and stats == {f"rejected_matmul-mul:{NOT_PER_CHANNEL}": 1}
 
 
@@ -274,7 +254,7 @@ def test_keep_matmul_add_since_matmul_has_no_bias() -> None:
     nodes = [h.make_node("MatMul", ["x", "w"], ["m"]), h.make_node("Add", ["m", "c"], ["y"])]
     proto = make(nodes, [info("x", [3, 4])], [info("y", None)],
                  [array("w", randn(4, 5, seed=1)), array("c", randn(5, seed=2))])
-    ops, stats, _ = _check(proto, {"x": randn(3, 4)})
+    ops, stats, _ = check(proto, {"x": randn(3, 4)})
     assert ops == ["MatMul", "Add"]
     assert stats == {"rejected_matmul-add:MatMul has no bias to take an offset": 1}
 
@@ -284,7 +264,7 @@ def test_keep_matmul_mul_when_the_rank_of_x_is_unknown() -> None:
     nodes = [h.make_node("MatMul", ["x", "w"], ["m"]), h.make_node("Mul", ["m", "c"], ["y"])]
     proto = make(nodes, [info("x", None)], [info("y", None)],
                  [array("w", randn(4, 5, seed=1)), array("c", _positive(5))])
-    ops, stats, _ = _check(proto, {"x": randn(3, 4)})
+    ops, stats, _ = check(proto, {"x": randn(3, 4)})
     assert ops == ["MatMul", "Mul"] and stats == {f"rejected_matmul-mul:{NOT_PER_CHANNEL}": 1}
 
 
@@ -293,7 +273,7 @@ def test_keep_integer_matmul() -> None:
     nodes = [h.make_node("MatMul", ["x", "w"], ["m"]), h.make_node("Mul", ["m", "c"], ["y"])]
     proto = make(nodes, [info("x", [3, 4], T.INT32)], [info("y", None, T.INT32)],
                  [ints("w", np.arange(20).reshape(4, 5), np.int32), ints("c", [1, 2, 3, 4, 5], np.int32)])
-    ops, stats, _ = _check(proto, {"x": np.arange(12, dtype=np.int32).reshape(3, 4)})
+    ops, stats, _ = check(proto, {"x": np.arange(12, dtype=np.int32).reshape(3, 4)})
     assert ops == ["MatMul", "Mul"] and stats == {"rejected_matmul-mul:weights are not floating point": 1}
 
 
@@ -317,10 +297,10 @@ def test_batchnorm_absorbs_a_following_mul_and_add() -> None:
     s, t = randn(3, seed=6), randn(3, seed=7)
     proto, feeds = _bn([h.make_node("Mul", ["n", "cs"], ["p"]), h.make_node("Add", ["ct", "p"], ["y"])],
                        [array("cs", s.reshape(3, 1, 1)), array("ct", t.reshape(1, 3, 1, 1))], epsilon=1e-3)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["BatchNormalization"] and stats == {"fused_batchnorm-mul": 1, "fused_batchnorm-add": 1}
-    bn = _only(model, "BatchNormalization")
-    x, gamma, beta, mean, var = _inputs(bn)
+    bn = only_node(model, "BatchNormalization")
+    x, gamma, beta, mean, var = inputs_of(bn)
     assert x == "x" and bn.attr("epsilon") == pytest.approx(1e-3)
     np.testing.assert_allclose(gamma, randn(3, seed=1) * s, rtol=1e-6)
     np.testing.assert_allclose(beta, randn(3, seed=2) * s + t, rtol=1e-6)
@@ -373,7 +353,7 @@ def test_keep_mul_whose_dtype_differs_from_the_batchnorm_parameters() -> None:
 def test_keep_sub_and_div_with_the_constant_on_the_left(op: str) -> None:
     """c - Conv(x) and c / Conv(x) are not affine in the Conv's output: no match at all."""
     proto, feeds = _conv(_positive(6).reshape(6, 1, 1), op, bias=False, const_first=True)
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["Conv", op] and stats == {}
 
 
@@ -383,7 +363,7 @@ def test_keep_division_by_a_constant_holding_zero(zero: float) -> None:
     c = _positive(6)
     c[3] = zero
     proto, feeds = _conv(c.reshape(6, 1, 1), "Div", bias=False)
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["Conv", "Div"] and stats == {"rejected_conv-div:division by zero": 1}
 
 
@@ -393,14 +373,14 @@ def test_keep_a_constant_that_is_not_one_value_per_channel(shape: tuple) -> None
     """[5] and [5, 1] align with the spatial axes W and H; [.., 5, 5] varies over space; [2, 6, 1, 1]
     would enlarge the batch of 1 to 2; a rank-5 constant (even of one element) would enlarge the rank."""
     proto, feeds = _conv(np.full(shape, 1.5, np.float32), bias=False)
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["Conv", "Mul"] and stats == {f"rejected_conv-mul:{NOT_PER_CHANNEL}": 1}
 
 
 def test_keep_mul_when_the_conv_output_is_read_elsewhere() -> None:
     """The Conv output is also a graph output: folding would change it."""
     proto, feeds = _conv(_positive(6).reshape(6, 1, 1), bias=False, outputs=("y", "v"))
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["Conv", "Mul"]
     assert stats == {"rejected_conv-mul:intermediate value is a graph output": 1}
 
@@ -409,7 +389,7 @@ def test_keep_mul_when_the_conv_output_feeds_another_node() -> None:
     """A Relu also reads the Conv output."""
     proto, feeds = _conv(_positive(6).reshape(6, 1, 1), bias=False, outputs=("y", "r"))
     proto.graph.node.append(h.make_node("Relu", ["v"], ["r"]))
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["Conv", "Mul", "Relu"]
     assert stats == {"rejected_conv-mul:intermediate value is used outside the match": 1}
 
@@ -419,5 +399,5 @@ def test_keep_mul_by_a_graph_input() -> None:
     proto, _ = _conv(_positive(6).reshape(6, 1, 1), bias=False)
     proto.graph.initializer.pop(1)
     proto.graph.input.append(info("c", [6, 1, 1]))
-    ops, stats, _ = _check(proto, {"x": randn(1, 4, 5, 5, seed=3), "c": _positive(6).reshape(6, 1, 1)})
+    ops, stats, _ = check(proto, {"x": randn(1, 4, 5, 5, seed=3), "c": _positive(6).reshape(6, 1, 1)})
     assert ops == ["Conv", "Mul"] and stats == {}

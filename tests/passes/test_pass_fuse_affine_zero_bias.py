@@ -1,21 +1,16 @@
 """fuse-affine: dropping zero biases, and the property over random producers, ops and constants
-(the rule tests are in test_pass_fuse_affine.py)."""
+(the rule tests are in test_pass_fuse_affine.py, the shared helpers in fuse_affine_kit.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
 import pytest
+from fuse_affine_kit import KEEP_BIAS, check, inputs_of
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from onnx import helper as h
-from passes_kit import array, info, ints, make, randn
-from test_pass_fuse_affine import (  # noqa: E402
-    KEEP_BIAS,
-    _check,
-    _inputs,
-    _only,
-)
+from passes_kit import array, info, ints, make, only_node, randn
 
 # ---- zero bias ----
 
@@ -27,9 +22,9 @@ def test_drop_a_bias_of_zeros(conv_type: str, zero: float) -> None:
     nodes = [h.make_node(conv_type, ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])]
     proto = make(nodes, [info("x", [1, 4, 5, 5])], [info("y", None)],
                  [array("w", w), array("b", np.full(4, zero, np.float32))])
-    ops, stats, model = _check(proto, {"x": randn(1, 4, 5, 5, seed=3)})
+    ops, stats, model = check(proto, {"x": randn(1, 4, 5, 5, seed=3)})
     assert ops == [conv_type] and stats == {f"fused_{conv_type.lower()}-zero-bias": 1}
-    x, w2 = _inputs(_only(model, conv_type))
+    x, w2 = inputs_of(only_node(model, conv_type))
     assert x == "x"
     np.testing.assert_array_equal(w2, w)
     assert [v.name for v in model.graph.consts] == ["w"]
@@ -41,10 +36,10 @@ def test_drop_a_bias_that_expands_a_zero_scalar() -> None:
     proto = make(nodes, [info("x", [1, 4, 5, 5])], [info("y", None)],
                  [array("w", randn(6, 4, 3, 3, seed=1)), array("z", np.zeros((1,), np.float32)),
                   ints("shape", [6])])
-    ops, stats, model = _check(proto, {"x": randn(1, 4, 5, 5, seed=3)})
+    ops, stats, model = check(proto, {"x": randn(1, 4, 5, 5, seed=3)})
     assert ops == ["Expand", "Conv"] and stats == {"fused_conv-zero-bias": 1}
-    assert _inputs(_only(model, "Conv"))[0] == "x" and len(_only(model, "Conv").inputs) == 2
-    assert _only(model, "Expand").outputs[0].num_uses == 0
+    assert inputs_of(only_node(model, "Conv"))[0] == "x" and len(only_node(model, "Conv").inputs) == 2
+    assert only_node(model, "Expand").outputs[0].num_uses == 0
 
 
 @pytest.mark.parametrize("how", ["one non-zero", "expand of non-zero", "graph input", "nan"])
@@ -65,7 +60,7 @@ def test_keep_a_bias_not_known_to_be_zero(how: str) -> None:
         inputs.append(info("b", [6]))
         feeds["b"] = np.zeros(6, np.float32)
     proto = make(nodes, inputs, [info("y", None)], inits)
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops[-1] == "Conv" and len(ops) == len(nodes)
     assert stats == {KEEP_BIAS: 1}
 
@@ -158,7 +153,7 @@ def test_any_elementwise_constant_after_any_producer_matches_onnxruntime(case: t
     c = _values(shape, how)
     ew = h.make_node(op, ["c", "v"] if const_first else ["v", "c"], ["y"])
     proto = make(nodes + [ew], [info("x", x_shape)], [info("y", None)], inits + [array("c", c)])
-    ops, stats, _ = _check(proto, {"x": randn(*x_shape, seed=5)})
+    ops, stats, _ = check(proto, {"x": randn(*x_shape, seed=5)})
     fused = [k for k in stats if k.startswith("fused_") and not k.endswith("zero-bias")]
     expected = _fusable(kind, op, const_first, c, out_shape, axis)
     event(f"fused={expected}")

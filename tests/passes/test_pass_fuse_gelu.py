@@ -1,5 +1,6 @@
 """fuse-normalization: Gelu recognition and the property over random LayerNorm/Gelu variants
-(the LayerNorm rules are in test_pass_fuse_normalization.py)."""
+(the LayerNorm rules are in test_pass_fuse_normalization.py, the shared helpers in
+fuse_normalization_kit.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,11 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 import pytest
+from fuse_normalization_kit import BROADCASTS, PASS, SQRT2, check, layernorm
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from onnx import helper as h
-from passes_kit import array, info, make, op_types, ort, randn, run_pass
-from test_pass_fuse_normalization import (  # noqa: E402
-    BROADCASTS,
-    PASS,
-    SQRT2,
-    _check,
-    _layernorm,
-    _only,
-)
+from passes_kit import array, info, make, only_node, op_types, ort, randn, run_pass
 
 # ---- Gelu ----
 
@@ -55,16 +49,16 @@ def test_exact_gelu_becomes_one_node(arg: str, order: str, swap: bool) -> None:
     """Every association order, x / sqrt(2) or x * 0.7071, operands either way round: one Gelu
     (approximate='none', the default) reading x."""
     proto, feeds = _gelu(order, arg=arg, swap=swap)
-    ops, stats, model = _check(proto, feeds)
+    ops, stats, model = check(proto, feeds)
     assert ops == ["Gelu"] and stats == {f"fused_gelu-erf-{int(arg == 'mul')}{order}": 1}
-    gelu = _only(model, "Gelu")
+    gelu = only_node(model, "Gelu")
     assert gelu.inputs == (model.graph.inputs[0],) and gelu.attr("approximate", "none") == "none"
     assert gelu.outputs[0] is model.graph.outputs[0] and not model.graph.consts
 
 
 def test_gelu_constants_of_shape_1_or_rounded_to_float16_match() -> None:
     """[1]-shaped constants within x's rank, and float16's nearest sqrt(2), are still the constants."""
-    ops, stats, _ = _check(*_gelu(const_shape=(1,)))
+    ops, stats, _ = check(*_gelu(const_shape=(1,)))
     assert ops == ["Gelu"] and stats == {"fused_gelu-erf-0a": 1}
     model, result = run_pass(_gelu("b", arg="mul", dtype=np.float16)[0], PASS)
     assert op_types(model) == ["Gelu"] and result.stats == {"fused_gelu-erf-1b": 1}
@@ -72,7 +66,7 @@ def test_gelu_constants_of_shape_1_or_rounded_to_float16_match() -> None:
 
 @pytest.mark.parametrize("opset", [17, 18, 19])
 def test_keep_gelu_below_opset_20(opset: int) -> None:
-    ops, stats, _ = _check(*_gelu(opset=opset))
+    ops, stats, _ = check(*_gelu(opset=opset))
     assert ops == ["Div", "Erf", "Add", "Mul", "Mul"]
     assert stats == {"rejected_gelu-erf-0a:opset < 20 (no Gelu)": 1}
 
@@ -80,7 +74,7 @@ def test_keep_gelu_below_opset_20(opset: int) -> None:
 @pytest.mark.parametrize("arg,k", [("div", 1.5), ("div", 1 / SQRT2), ("mul", SQRT2), ("mul", 0.75)])
 def test_keep_gelu_with_a_wrong_erf_scale(arg: str, k: float) -> None:
     """x / 0.7071 and x * 1.414 swap the two forms' constants: not Gelu."""
-    ops, stats, _ = _check(*_gelu(arg=arg, k=k))
+    ops, stats, _ = check(*_gelu(arg=arg, k=k))
     assert "Gelu" not in ops
     assert stats == {f"rejected_gelu-erf-{int(arg == 'mul')}a:erf argument is not x / sqrt(2)": 1}
 
@@ -88,7 +82,7 @@ def test_keep_gelu_with_a_wrong_erf_scale(arg: str, k: float) -> None:
 @pytest.mark.parametrize("order", ["a", "b", "c"])
 @pytest.mark.parametrize("one,half", [(1.0, 0.4), (1.0, 0.5001), (1.1, 0.5)])
 def test_keep_gelu_with_wrong_half_or_one(order: str, one: float, half: float) -> None:
-    ops, stats, _ = _check(*_gelu(order, one=one, half=half))
+    ops, stats, _ = check(*_gelu(order, one=one, half=half))
     assert "Gelu" not in ops and stats == {f"rejected_gelu-erf-0{order}:constants are not 1 and 0.5": 1}
 
 
@@ -97,7 +91,7 @@ def test_keep_gelu_whose_constants_add_dims(const_shape: tuple) -> None:
     """Regression: with constants of one element but rank 3 or 4, x [2, 3] gives an output of rank 3
     or 4; Gelu would keep [2, 3]."""
     proto, feeds = _gelu(const_shape=const_shape)
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert "Gelu" not in ops and stats == {f"rejected_gelu-erf-0a:{BROADCASTS}": 1}
     assert ort(proto, feeds)["y"].ndim == len(const_shape)
 
@@ -108,7 +102,7 @@ def test_gelu_of_x_with_unknown_rank_needs_rank_0_constants(const_shape: tuple) 
     proto, feeds = _gelu(const_shape=const_shape)
     del proto.graph.input[0].type.tensor_type.shape.dim[:]
     proto.graph.input[0].type.tensor_type.ClearField("shape")
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     if const_shape:
         assert ops == ["Div", "Erf", "Add", "Mul", "Mul"]
         assert stats == {f"rejected_gelu-erf-0a:{BROADCASTS}": 1}
@@ -118,9 +112,9 @@ def test_gelu_of_x_with_unknown_rank_needs_rank_0_constants(const_shape: tuple) 
 
 @pytest.mark.parametrize("leak", ["a", "e", "p", "m"])
 def test_keep_gelu_whose_intermediate_is_read_elsewhere(leak: str) -> None:
-    ops, stats, _ = _check(*_gelu(outputs=("y", leak)))
+    ops, stats, _ = check(*_gelu(outputs=("y", leak)))
     assert "Gelu" not in ops and stats == {"rejected_gelu-erf-0a:intermediate value is a graph output": 1}
-    ops, stats, _ = _check(*_gelu(outputs=("y", "r"), tail=[h.make_node("Neg", [leak], ["r"])]))
+    ops, stats, _ = check(*_gelu(outputs=("y", "r"), tail=[h.make_node("Neg", [leak], ["r"])]))
     assert "Gelu" not in ops
     assert stats == {"rejected_gelu-erf-0a:intermediate value is used outside the match": 1}
 
@@ -130,7 +124,7 @@ def test_keep_gelu_of_two_different_tensors() -> None:
     proto, feeds = _gelu()
     proto.graph.node[3].input[0] = "z"  # Mul(z, 1 + erf)
     proto.graph.input.append(info("z", [2, 3]))
-    ops, stats, _ = _check(proto, {**feeds, "z": randn(2, 3, seed=9)})
+    ops, stats, _ = check(proto, {**feeds, "z": randn(2, 3, seed=9)})
     assert "Gelu" not in ops and stats == {}
 
 
@@ -144,7 +138,7 @@ def test_keep_gelu_of_an_integer_input() -> None:
 
 def test_layernorm_and_gelu_of_one_transformer_block_both_fuse() -> None:
     """LayerNorm -> MatMul -> Gelu at opset 20: both patterns in one run."""
-    proto, feeds = _layernorm((2, 3, 4), opset=20, gamma=randn(4, seed=1), beta=randn(4, seed=2))
+    proto, feeds = layernorm((2, 3, 4), opset=20, gamma=randn(4, seed=1), beta=randn(4, seed=2))
     gelu, _ = _gelu(opset=20)
     proto.graph.output[0].name = "z"
     for node in gelu.graph.node:
@@ -153,7 +147,7 @@ def test_layernorm_and_gelu_of_one_transformer_block_both_fuse() -> None:
     proto.graph.node.append(h.make_node("MatMul", ["y", "w"], ["h"]))
     proto.graph.node.extend(gelu.graph.node)
     proto.graph.initializer.extend([*gelu.graph.initializer, array("w", randn(4, 5, seed=4))])
-    ops, stats, _ = _check(proto, feeds)
+    ops, stats, _ = check(proto, feeds)
     assert ops == ["LayerNormalization", "MatMul", "Gelu"]
     assert stats == {"fused_layernorm-pow-affine": 1, "fused_gelu-erf-0a": 1}
 
@@ -231,7 +225,7 @@ def test_random_normalizations_fuse_exactly_when_sound(kind_case: tuple[str, dic
     kind, case = kind_case
     if kind == "gelu":
         proto, feeds = _gelu(**case)
-        ops, _, _ = _check(proto, feeds)
+        ops, _, _ = check(proto, feeds)
         fused = case["opset"] >= 20 and case["half"] == 0.5 and case["one"] == 1.0 and \
             len(case["const_shape"]) <= len(case["shape"])
         event(f"gelu fused={fused}")
@@ -241,8 +235,8 @@ def test_random_normalizations_fuse_exactly_when_sound(kind_case: tuple[str, dic
     leak, gamma_shape, beta_shape = case.pop("leak"), case.pop("gamma"), case.pop("beta")
     gamma = None if gamma_shape is None else randn(*gamma_shape, seed=1) + 1
     beta = None if beta_shape is None else randn(*beta_shape, seed=2)
-    proto, feeds = _layernorm(**case, gamma=gamma, beta=beta, outputs=("y",) if leak is None else ("y", leak))
-    ops, stats, _ = _check(proto, feeds)
+    proto, feeds = layernorm(**case, gamma=gamma, beta=beta, outputs=("y",) if leak is None else ("y", leak))
+    ops, stats, _ = check(proto, feeds)
     event(f"layernorm fused={bool(expected)}")
     if expected:
         assert ops == expected, (ops, stats)
