@@ -42,14 +42,15 @@ from graphopt.numerics.run import observe
 from graphopt.numerics.user_inputs import load_arrays
 from graphopt.onnx_io import export_model, export_node, import_model, load_model, save_model
 from graphopt.pass_infra.base import Pass, PassResult
+from graphopt.pass_infra.budget import BYTES_PER_NODE, allowed_growth
 from graphopt.pass_infra.registry import pass_from_function, register_pass
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "COMMUTATIVE_OPS", "DEFAULT_PIPELINE", "FLOAT_TYPES", "INDEX_TYPES", "ML_DOMAIN", "NUMPY_FLOATS",
+    "BYTES_PER_NODE", "COMMUTATIVE_OPS", "DEFAULT_PIPELINE", "FLOAT_TYPES", "INDEX_TYPES", "ML_DOMAIN", "NUMPY_FLOATS",
     "STANDARD_DOMAINS", "Attr", "Graph", "Model", "Node", "OptimizeOptions", "OptimizeResult", "Pass",
-    "PassResult", "Tensor", "Value", "bypass", "clone_model", "const_ints", "export_model",
+    "PassResult", "Tensor", "Value", "allowed_growth", "bypass", "clone_model", "const_ints", "export_model",
     "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
     "numpy_dtype", "observe", "onnx_dtype", "op_histogram", "optimize", "pass_from_function",
     "record_interface_perm", "register_pass", "replace_all_uses_with", "replace_node", "save_model",

@@ -12,6 +12,7 @@ from graphopt.errors import ModelLoadError, PassFailedError, UsageError
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.pass_infra.base import PassResult
+from graphopt.pass_infra.budget import SLACK_BYTES, allowed_growth, worse
 from graphopt.pass_infra.pipeline import Fixpoint, PassStep, Step
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY, PassRegistry
 
@@ -84,9 +85,12 @@ class PassManager:
     """Runs pipeline steps on a model in place.
 
     ``on_failure`` is ``"rollback"`` (undo the failing pass, record it, go on) or ``"raise"``.
-    With ``never_worse`` a pass that leaves more nodes, or a larger estimated size (weight bytes plus
-    ``NODE_BYTES`` per node), fails like any other (rolled back, or raised) unless it declares
-    ``may_grow = True`` (e.g. a layout conversion that must add boundary Transposes).
+    With ``never_worse`` a pass that adds nodes, or grows the weights by more than its removed nodes
+    are worth (``budget.BYTES_PER_NODE`` each, plus ``SLACK_BYTES``), fails like any other (rolled back,
+    or raised) unless it declares ``may_grow = True`` (e.g. a layout conversion that must add boundary
+    Transposes). A fixed point is judged as a whole without the slack: a fold that grows the weights by
+    a few bytes is kept when the dead-code pass after it removes what it freed, and a fixed point that
+    ends worse than it started is undone.
     Passes are deterministic functions of the model, so a pass that found nothing to do is not run
     again until another pass has changed the model (this is what makes fixed points cheap).
     """
@@ -118,13 +122,32 @@ class PassManager:
 
     def _run_fixpoint(self, step: Fixpoint, model: Model, report: PipelineReport,
                       history: list[str], state: _RunState) -> bool:
+        guard = self.never_worse and self.on_failure == "rollback"
+        start = (*self._measure(model, state), clone_model(model)) if guard else None
+        first_record = len(report.records)
         any_change = False
         for _ in range(step.max_iterations):
             if not self._run_steps(step.steps, model, report, history, state):
-                return any_change
+                break
             any_change = True
-        report.warnings.append(f"{step} did not converge within {step.max_iterations} iterations")
+        else:
+            report.warnings.append(f"{step} did not converge within {step.max_iterations} iterations")
+        if start is not None and any_change:
+            nodes, weights = self._measure(model, state)
+            if worse(start[0], start[1], nodes, weights, slack=0) \
+                    and not self._grew_on_purpose(report.records[first_record:]):
+                report.warnings.append(f"{step} undone: it ended worse than it started (nodes {start[0]} "
+                                       f"-> {nodes}, weight bytes {start[1]} -> {weights})")
+                model.__dict__.update(start[2].__dict__)
+                state.generation += 1
+                state.snapshot = None
+                return False
         return any_change
+
+    def _grew_on_purpose(self, records: list[PassRecord]) -> bool:
+        """A pass that declares ``may_grow`` changed the model (its growth is what was asked for)."""
+        return any(r.status == "changed" and getattr(self.registry.get(r.name), "may_grow", False)
+                   for r in records)
 
     def _run_pass(self, step: PassStep, model: Model, report: PipelineReport,
                   history: list[str], state: _RunState) -> bool:
@@ -222,15 +245,13 @@ class PassManager:
             self.progress(record)
 
 
-NODE_BYTES = 64  # rough serialized cost of one small node, to weigh nodes against weight bytes
-
-
 def _worse(record: PassRecord, model: Model) -> str | None:
-    """Why the model got worse in this pass (more nodes, or a larger estimated size), or None."""
+    """Why the model got worse in this pass (more nodes, or weights grown beyond what the removed
+    nodes are worth), or None."""
     nodes, weights = model.node_count(), model.const_bytes()
-    before = record.bytes_before + NODE_BYTES * record.nodes_before
-    after = weights + NODE_BYTES * nodes
-    if nodes > record.nodes_before or after > before:
-        return (f"made the model worse (never-worse rule): nodes {record.nodes_before} -> {nodes}, "
-                f"weight bytes {record.bytes_before} -> {weights}")
-    return None
+    if not worse(record.nodes_before, record.bytes_before, nodes, weights):
+        return None
+    removed = record.nodes_before - nodes
+    allowance = "" if removed < 0 else f" (allowed: +{allowed_growth(removed, SLACK_BYTES)})"
+    return (f"made the model worse (never-worse rule): nodes {record.nodes_before} -> {nodes}, "
+            f"weight bytes {record.bytes_before} -> {weights}{allowance}")

@@ -16,6 +16,7 @@ from graphopt.ir.node import Node
 from graphopt.ir.tensor import Tensor
 from graphopt.ir.value import Value
 from graphopt.pass_infra.base import PassResult
+from graphopt.pass_infra.budget import allowed_growth
 from graphopt.rewrite.pattern import Match, Op, match
 
 PROVENANCE_KEY = "graphopt.rewrite"
@@ -155,6 +156,11 @@ def _try(model: Model, graph: Graph, node: Node, rule: Rule, stat: RuleStats) ->
             stat.rejections["rewrite declined"] += 1
             ctx.discard()
             return False
+        growth, removed = _cost(found, ctx, replacements)
+        if growth > allowed_growth(removed, slack=0):
+            stat.rejections["would copy a shared weight"] += 1
+            ctx.discard()
+            return False
         _splice(graph, found, ctx, replacements)
         stat.matches += 1
         return True
@@ -162,13 +168,30 @@ def _try(model: Model, graph: Graph, node: Node, rule: Rule, stat: RuleStats) ->
         stat.seconds += time.perf_counter() - start
 
 
+def _doomed(found: Match, replacements: Sequence[Value]) -> list[Node]:
+    """The matched nodes the rewrite removes (a rewrite may keep part of the match)."""
+    kept = set(replacements)
+    return [n for n in found.matched if not any(o in kept for o in n.outputs)]
+
+
+def _cost(found: Match, ctx: RewriteContext, replacements: Sequence[Value]) -> tuple[int, int]:
+    """(weight bytes the rewrite adds, nodes it removes): new constants minus the constants that only
+    the removed nodes read. A fused copy of a weight that other nodes still read costs its size."""
+    doomed = _doomed(found, replacements)
+    inside = set(doomed)
+    read = {id(v): v for n in doomed for v in n.inputs if v is not None and v.const is not None}
+    freed = sum(v.const.nbytes for v in read.values()  # type: ignore[union-attr]
+                if not v.is_graph_output and all(user in inside for user, _ in v.iter_uses()))
+    added = sum(v.const.nbytes for v in ctx.new_consts if v.const is not None)  # type: ignore[union-attr]
+    return added - freed, len(doomed) - len(ctx.new_nodes)
+
+
 def _splice(graph: Graph, found: Match, ctx: RewriteContext, replacements: Sequence[Value]) -> None:
     root = found.root
     graph.insert_before(root, ctx.new_nodes)
     for old, new in zip(root.outputs, replacements):
         replace_all_uses_with(old, new, outputs=True)
-    kept = set(replacements)  # a rewrite may keep part of the match (Relu(Relu(x)) -> inner Relu)
-    doomed = [n for n in found.matched if not any(o in kept for o in n.outputs)]
+    doomed = _doomed(found, replacements)  # a rewrite may keep part of the match (Relu(Relu(x)))
     read = [v for n in doomed for v in n.inputs if v is not None and v.const is not None]
     graph.remove(doomed)
     for value in dict.fromkeys(read):  # constants only the replaced nodes read go with them
