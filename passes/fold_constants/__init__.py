@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from graphopt import (
+    BYTES_PER_NODE,
     Graph,
     Model,
     Node,
@@ -27,6 +28,7 @@ from graphopt.rewrite import inline_if
 
 from ._evaluators import EVALUATORS, shape_slice
 from ._reference_fallback import evaluate_with_reference
+from ._regions import computable, fold_regions, model_allowance
 from ._shape_values import ShapeValues, reshape_copy_target
 from ._size_limits import GENERATORS, predicted_elements
 
@@ -57,6 +59,7 @@ class FoldConstants:
     growth_allowance: int = 64
     max_output_bytes: int = 256 * 2**20
     shapes: bool = True
+    region_bytes_per_node: int = BYTES_PER_NODE  # 0: constant sub-graphs never grow the model
 
     def run(self, model: Model) -> PassResult:
         stats: Counter = Counter()
@@ -67,6 +70,13 @@ class FoldConstants:
         for graph in list(model.graph.all_graphs()):
             for node in graph:
                 self._try_fold(node, graph, model.opset, stats)
+        if self.region_bytes_per_node > 0:
+            allowance = model_allowance(model.const_bytes())
+            for graph in list(model.graph.all_graphs()):
+                members = computable(graph, self._eligible)
+                if len(members) > 1:
+                    allowance -= fold_regions(graph, members, self._evaluate_given(model.opset, stats),
+                                              self.region_bytes_per_node, allowance, stats)
         changed = stats["folded"] > 0
         return PassResult(changed, {k: v for k, v in sorted(stats.items()) if v}, warnings=self._warnings)
 
@@ -106,6 +116,19 @@ class FoldConstants:
         _replace_with_constants(node, graph, arrays)
         stats["folded"] += 1
         stats[f"folded_{node.op_type}"] += 1
+
+    @staticmethod
+    def _eligible(node: Node) -> bool:
+        """Whether a region may evaluate ``node`` (what the node-by-node sweep may fold)."""
+        return is_standard_domain(node.domain) and node.op_type not in NEVER_FOLD \
+            and not node.subgraphs() and bool(node.outputs) \
+            and all(out.type_proto is None for out in node.outputs) \
+            and not any(v is not None and v.const is not None and v.const.dtype == STRING
+                        and v.const.size > 4096 for v in node.inputs)
+
+    def _evaluate_given(self, opset: int, stats: Counter):  # type: ignore[no-untyped-def]
+        scratch: Counter = Counter()  # a region's members are counted when it folds, not when tried
+        return lambda node, given: _evaluate(node, opset, scratch, self._warnings, given)
 
     def _fold_group(self, node: Node, graph: Graph, opset: int, stats: Counter) -> bool:
         """Fold ``node`` together with the producers of its non-constant inputs when those read only

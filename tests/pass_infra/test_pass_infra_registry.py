@@ -71,7 +71,7 @@ def test_private_fields_are_not_options() -> None:
     with pytest.raises(UsageError) as info:
         registry().create("fold-constants", {"_inferred": "1"})
     assert str(info.value) == ("pass 'fold-constants' has no option '_inferred' "
-                               "(options: growth_allowance, max_output_bytes, shapes)")
+                               "(options: growth_allowance, max_output_bytes, region_bytes_per_node, shapes)")
 
 
 def test_options_to_a_pass_that_is_not_a_dataclass_are_a_usage_error() -> None:
