@@ -128,6 +128,85 @@ def _squeeze(found: Match, ctx: RewriteContext) -> list[Value]:
     return [found["x"]]
 
 
+# Squeeze and Unsqueeze on other axes (an LSTM's [seq, 1, batch, hidden] squeezed on 1 and unsqueezed on
+# 0): both only move unit dims, so the pair is one Reshape, or nothing when every dim ends where it was.
+
+def _moved_dims(found: Match, first: str) -> list[int | None] | None:
+    """For each output dim of the pair, the input dim it is (None: an inserted unit dim)."""
+    rank = found["x"].rank
+    a1, a2 = _axes(found, "n1", "a1"), _axes(found, "n2", "a2")
+    if rank is None or a1 is None or a2 is None:
+        return None
+    dims: list[int | None] = list(range(rank))
+    for op, axes in ((first, a1), ("Unsqueeze" if first == "Squeeze" else "Squeeze", a2)):
+        if op == "Squeeze":
+            gone = {a % len(dims) for a in axes}
+            if len(gone) != len(axes):
+                return None
+            dims = [d for i, d in enumerate(dims) if i not in gone]
+        else:
+            size = len(dims) + len(axes)
+            where = {a % size for a in axes}
+            if len(where) != len(axes):
+                return None
+            rest = iter(dims)
+            dims = [None if i in where else next(rest) for i in range(size)]
+    return dims
+
+
+def _reshape_target(x: Value, dims: list[int | None]) -> list[int] | None:
+    """A Reshape target giving ``dims``: 1 for inserted dims, 0 where a dim stays at its index, the size
+    where it is known, one -1 for an unknown dim that moved; None when that is not enough."""
+    target, wildcard = [], False
+    for j, d in enumerate(dims):
+        size = None if d is None or x.shape is None else x.shape[d]
+        if d is None:
+            target.append(1)
+        elif d == j:
+            target.append(0)
+        elif isinstance(size, int):
+            target.append(size)
+        elif not wildcard:
+            target.append(-1)
+            wildcard = True
+        else:
+            return None
+    return target
+
+
+def _keeps_shape(x: Value, dims: list[int | None]) -> bool:
+    """The pair gives back x itself: every dim where it was, up to unit dims trading places."""
+    shape = x.shape
+    if shape is None or len(dims) != len(shape):
+        return False
+    return all(d == j or (shape[j] == 1 and (d is None or shape[d] == 1)) for j, d in enumerate(dims))
+
+
+def _pair_check(first: str):  # type: ignore[no-untyped-def]
+    def check(found: Match, model: Model) -> str | None:
+        if model.opset < 13:
+            return "axes are attributes before opset 13"
+        dims = _moved_dims(found, first)
+        if dims is None:
+            return "axes omitted, repeated, or rank unknown"
+        if not _keeps_shape(found["x"], dims) and _reshape_target(found["x"], dims) is None:
+            return "two moved dims of unknown size"
+        return None
+    return check
+
+
+def _pair(first: str):  # type: ignore[no-untyped-def]
+    def rewrite(found: Match, ctx: RewriteContext) -> list[Value]:
+        dims = _moved_dims(found, first)
+        assert dims is not None
+        if _keeps_shape(found["x"], dims):
+            return [found["x"]]
+        target = _reshape_target(found["x"], dims)
+        node = ctx.node("Reshape", [found["x"], ctx.const(np.array(target, np.int64))])
+        return [_typed(node.outputs[0], found["n2"].outputs[0])]
+    return rewrite
+
+
 # Cast(Cast(x, T1), T2) -> Cast(x, T2) when the first cast keeps every value of x.
 
 def _cast_check(found: Match, model: Model) -> str | None:
@@ -220,6 +299,11 @@ RULES = [
                                  capture="s"), _squeeze, _squeeze_check),
     Rule("unsqueeze-squeeze-attr", Op("Squeeze", Op("Unsqueeze", Var("x"), capture="u"), capture="s"),
          _squeeze, _squeeze_check),
+    Rule("unsqueeze-squeeze-other-axes",
+         Op("Squeeze", Op("Unsqueeze", Var("x"), Const("a1"), capture="n1"), Const("a2"), capture="n2"),
+         _pair("Unsqueeze"), _pair_check("Unsqueeze")),
+    Rule("squeeze-unsqueeze", Op("Unsqueeze", Op("Squeeze", Var("x"), Const("a1"), capture="n1"), Const("a2"),
+                                 capture="n2"), _pair("Squeeze"), _pair_check("Squeeze")),
     Rule("cast-cast", Op("Cast", Op("Cast", Var("x"), capture="c1"), capture="c2"), _cast, _cast_check),
     Rule("slice-slice", _slice_pattern(), _slice, _slice_check),
 ]
@@ -232,10 +316,11 @@ class SimplifyChains:
 
     Transposes compose (``out[i] = in[p1[p2[i]]]``; an identity pair disappears); a Reshape whose
     successor has a constant shape without 0 entries (or allowzero=1) is skipped; Squeeze undoes an
-    Unsqueeze on equal constant axes (input form from opset 13, attribute form before); a Cast chain keeps
-    only its last Cast when the first one is value-exact (widening); two Slices with constant parameters on
-    disjoint axes become one. Chains whose middle value is read elsewhere or is a graph output are left
-    alone.
+    Unsqueeze on equal constant axes (input form from opset 13, attribute form before), and a Squeeze
+    and Unsqueeze on other axes become one Reshape (or nothing when every dim ends where it was); a Cast
+    chain keeps only its last Cast when the first one is value-exact (widening); two Slices with
+    constant parameters on disjoint axes become one. Chains whose middle value is read elsewhere or is a
+    graph output are left alone.
     """
 
     name: ClassVar[str] = "simplify-chains"

@@ -132,6 +132,28 @@ def _neutral_operand(node: Node, opset: int) -> int | None:
     return None
 
 
+def _split(node: Node, opset: int) -> int | None:
+    """A Split into one piece is the whole tensor (its sizes, when given, must add up to the dim)."""
+    return 0 if len(node.outputs) == 1 else None
+
+
+def _tile(node: Node, opset: int) -> int | None:
+    repeats = const_ints(node, 1)
+    return 0 if repeats is not None and all(r == 1 for r in repeats) else None
+
+
+def _no_axes(node: Node, opset: int) -> int | None:
+    """Squeeze/Unsqueeze with an empty constant axes list (Squeeze: only when no dim may be 1)."""
+    axes = const_ints(node, 1) if opset >= 13 and len(node.inputs) > 1 else node.attr("axes")
+    if axes is not None:
+        return 0 if len(axes) == 0 and node.op_type == "Unsqueeze" else None
+    src = node.inputs[0]
+    if node.op_type == "Squeeze" and src is not None and src.shape is not None \
+            and all(isinstance(d, int) and d != 1 for d in src.shape):
+        return 0
+    return None
+
+
 def _single_input(node: Node, opset: int) -> int | None:
     return 0 if len(node.inputs) == 1 and node.inputs[0] is not None else None
 
@@ -151,6 +173,10 @@ NOOP_RULES: dict[str, NoopRule] = {
     "Mul": _neutral_operand,
     "Div": _neutral_operand,
     "Pow": _neutral_operand,
+    "Split": _split,
+    "Tile": _tile,
+    "Squeeze": _no_axes,
+    "Unsqueeze": _no_axes,
     "Concat": _single_input,
     "Sum": _single_input,
     "Max": _single_input,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto as T
@@ -204,6 +205,28 @@ def test_noops_option_off_keeps_noops_and_still_removes_dead_code() -> None:
     model, result = run_pass(make(nodes, [X], [Y]), "eliminate-dead-code", noops=False)
     assert result.stats == {"dead_nodes": 1}
     assert op_types(model) == ["Identity", "Relu"]
+
+
+@pytest.mark.parametrize("node, inits", [
+    (h.make_node("Split", ["x"], ["n"], axis=1), []),  # one piece: the whole tensor
+    (h.make_node("Split", ["x", "sizes"], ["n"], axis=0), [ints("sizes", [2])]),
+    (h.make_node("Tile", ["x", "reps"], ["n"]), [ints("reps", [1, 1])]),
+    (h.make_node("Squeeze", ["x"], ["n"]), []),  # no axes, and no dim of [2, 3] is 1
+], ids=["split-one-piece", "split-sizes-one-piece", "tile-ones", "squeeze-nothing"])
+def test_more_noops_are_removed(node: onnx.NodeProto, inits: list) -> None:
+    """Split into one piece, Tile by ones and a Squeeze with nothing to squeeze equal their input
+    (Mask/Keypoint R-CNN exports carry 15 one-piece Splits)."""
+    proto = make([node, h.make_node("Relu", ["n"], ["y"])], [X], [Y], inits)
+    model, result = run_pass(proto, "eliminate-dead-code")
+    assert op_types(model) == ["Relu"] and model.graph.consts == []
+    assert result.stats == {f"noop_{node.op_type}": 1, **({"unused_constants": 1} if inits else {})}
+    assert_same_outputs(proto, model, {"x": randn(2, 3)})
+
+
+def test_keep_a_squeeze_that_may_squeeze_a_dynamic_dim() -> None:
+    proto = make([h.make_node("Squeeze", ["x"], ["y"])], [info("x", ["n", 3])], [untyped("y")])
+    model, _ = run_pass(proto, "eliminate-dead-code")
+    assert op_types(model) == ["Squeeze"]
 
 
 # ----- property: random chains of no-ops, real ops and dead side branches ------------------------

@@ -150,20 +150,49 @@ def test_squeeze_undoes_unsqueeze_with_axes_as_attributes() -> None:
     assert ops == ["Relu"] and stats == {"simplified_unsqueeze-squeeze-attr": 1}
 
 
-def test_keep_unsqueeze_squeeze_on_different_axes() -> None:
-    """Squeezing another axis than the one inserted is refused (the reason says why)."""
+def test_unsqueeze_squeeze_on_different_axes_that_keep_the_shape_cancel() -> None:
+    """x[1, 4]: inserting axis 0 and squeezing axis 1 gives back [1, 4], the same tensor."""
     proto = _unsqueeze_squeeze([0], [1], 17)
     proto.graph.input[0].CopyFrom(info("x", [1, 4]))
     ops, stats, _ = _check(proto, {"x": randn(1, 4)})
-    assert ops == ["Unsqueeze", "Squeeze", "Relu"]
-    assert stats == {"rejected_unsqueeze-squeeze:axes differ": 1}
+    assert ops == ["Relu"]
+    assert stats == {"rejected_unsqueeze-squeeze:axes differ": 1,
+                     "simplified_unsqueeze-squeeze-other-axes": 1}
+
+
+def _squeeze_unsqueeze(shape: list, a1: list[int], a2: list[int]) -> onnx.ModelProto:
+    nodes = [h.make_node("Squeeze", ["x", "a1"], ["s"]), h.make_node("Unsqueeze", ["s", "a2"], ["u"]),
+             h.make_node("Relu", ["u"], ["y"])]
+    return make(nodes, [info("x", shape)], [info("y", None)], [ints("a1", a1), ints("a2", a2)])
+
+
+def test_lstm_output_squeezed_then_unsqueezed_elsewhere_is_one_reshape() -> None:
+    """An LSTM's Y[seq, 1, batch, hidden] squeezed on 1 and unsqueezed on 0: one Reshape whose target
+    copies the dims that stay in place (0) and takes -1 for the dynamic one that moved."""
+    ops, stats, model = _check(_squeeze_unsqueeze(["seq", 1, 2, 8], [1], [0]), {"x": randn(5, 1, 2, 8)})
+    assert ops == ["Reshape", "Relu"] and stats == {"simplified_squeeze-unsqueeze": 1}
+    target = next(iter(model.graph)).inputs[1].const.numpy().tolist()
+    assert target == [1, -1, 0, 0]
+
+
+def test_squeeze_then_unsqueeze_on_the_same_axis_is_nothing() -> None:
+    ops, stats, _ = _check(_squeeze_unsqueeze(["seq", 1, 2], [-2], [1]), {"x": randn(3, 1, 2)})
+    assert ops == ["Relu"] and stats == {"simplified_squeeze-unsqueeze": 1}
+
+
+def test_keep_a_pair_that_moves_two_dims_of_unknown_size() -> None:
+    proto = _squeeze_unsqueeze(["a", "b", 1], [2], [0])
+    ops, stats, _ = _check(proto, {"x": randn(3, 2, 1)})
+    assert ops == ["Squeeze", "Unsqueeze", "Relu"]
+    assert stats == {"rejected_squeeze-unsqueeze:two moved dims of unknown size": 1}
 
 
 def test_keep_unsqueeze_squeeze_whose_middle_is_a_graph_output() -> None:
     """The Unsqueeze output 'u' is a graph output: it must keep being produced."""
     ops, stats, _ = _check(_unsqueeze_squeeze([0], [0], 17, outputs=("y", "u")), {"x": randn(3, 4)})
     assert ops == ["Unsqueeze", "Squeeze", "Relu"]
-    assert stats == {"rejected_unsqueeze-squeeze:intermediate value is a graph output": 1}
+    assert stats == {"rejected_unsqueeze-squeeze:intermediate value is a graph output": 1,
+                     "rejected_unsqueeze-squeeze-other-axes:intermediate value is a graph output": 1}
 
 
 def _casts(src: int, mid: int, dst: int, outputs: tuple[str, ...] = ("y",)) -> onnx.ModelProto:
