@@ -48,7 +48,8 @@ from graphopt.pass_infra.registry import pass_from_function, register_pass
 __version__ = "0.1.0"
 
 __all__ = [
-    "BYTES_PER_NODE", "COMMUTATIVE_OPS", "DEFAULT_PIPELINE", "FLOAT_TYPES", "INDEX_TYPES", "ML_DOMAIN", "NUMPY_FLOATS",
+    "BYTES_PER_NODE", "COMMUTATIVE_OPS", "DEFAULT_PIPELINE", "FLOAT_TYPES", "INDEX_TYPES", "ML_DOMAIN",
+    "NUMPY_FLOATS",
     "STANDARD_DOMAINS", "Attr", "Graph", "Model", "Node", "OptimizeOptions", "OptimizeResult", "Pass",
     "PassResult", "Tensor", "Value", "allowed_growth", "bypass", "clone_model", "const_ints", "export_model",
     "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
