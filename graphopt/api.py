@@ -30,8 +30,8 @@ from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
 DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
                     "eliminate-common-subexpressions,fuse-pad,"
-                    "fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
-                    "optimize-transposes){max=8},"
+                    "fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-horizontal,"
+                    "fuse-matmul-add,simplify-chains,optimize-transposes){max=8},"
                     "topological-sort")
 CHECK_MODES = ("each", "final", "off")
 TARGETS = {"onnx": "", "ort": "fuse-ort-contrib"}  # target -> pass appended to the pipeline

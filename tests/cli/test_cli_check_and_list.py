@@ -103,6 +103,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "ConvTranspose or Gemm feeding it.\n"
         "fuse-conv-branches              Merge parallel convolutions of one input that an Add sums into "
         "one convolution.\n"
+        "fuse-horizontal                 Merge ops with constant weights that read the same input into one "
+        "op and a Split.\n"
         "fuse-matmul-add                 Fuse MatMul followed by a per-column bias Add into one Gemm.\n"
         "fuse-normalization              Recognise decomposed LayerNormalization (opset >= 17) and "
         "exact Gelu (opset >= 20).\n"
@@ -136,16 +138,17 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:18]] == [
+    assert [line.split()[0] for line in lines[:19]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
         "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches",
-        "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes",
-        "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
-    assert lines[18:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+        "fuse-horizontal", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
+        "optimize-transposes", "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
+    assert lines[19:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
     assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
         "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
         "fold-constants",
-        "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-matmul-add", "fuse-normalization",
+        "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
+        "fuse-normalization",
         "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory", "prune-failing-branches",
         "simplify-chains", "topological-sort"]

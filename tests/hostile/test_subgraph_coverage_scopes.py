@@ -26,8 +26,8 @@ from graphopt.testing.asserts import assert_ir_consistent
 
 S = sm.SHAPE
 CONFIGS = sm.configurations()
-FUSIONS = ("fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-matmul-add", "fuse-normalization",
-           "fuse-ort-contrib", "fuse-pad", "simplify-chains")
+FUSIONS = ("fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
+           "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "simplify-chains")
 
 
 def _weights() -> list[onnx.TensorProto]:

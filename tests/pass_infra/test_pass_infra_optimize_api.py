@@ -93,8 +93,8 @@ def test_the_default_pipeline_is_exactly() -> None:
     pass names from ``graphopt.DEFAULT_PIPELINE``, so changing it means changing this test on purpose."""
     assert graphopt.DEFAULT_PIPELINE == (
         "fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,eliminate-common-subexpressions,"
-        "fuse-pad,fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-matmul-add,simplify-chains,"
-        "optimize-transposes){max=8},topological-sort")
+        "fuse-pad,fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-horizontal,"
+        "fuse-matmul-add,simplify-chains,optimize-transposes){max=8},topological-sort")
 
 
 def test_default_pipeline_on_a_messy_model_passes_every_check() -> None:

@@ -14,7 +14,8 @@ from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
 BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
-            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-matmul-add",
+            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
+            "fuse-matmul-add",
             "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory",
             "prune-failing-branches", "simplify-chains", "topological-sort"]
 
@@ -86,7 +87,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
         registry(WithOptions).get("fold-constant")
     assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, convert-opset, "
                                "eliminate-common-subexpressions, eliminate-dead-code, fold-constants, "
-                               "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-matmul-add, "
+                               "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "
+                               "fuse-matmul-add, "
                                "fuse-normalization, "
                                "fuse-ort-contrib, fuse-pad, optimize-transposes, plan-memory, "
                                "prune-failing-branches, simplify-chains, topological-sort, with-options; "

@@ -32,7 +32,8 @@ from graphopt.testing.layout import NotWrappable, wrap_layout_sensitive
 from graphopt.testing.strategies import feeds, models
 
 BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
-           "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-matmul-add",
+           "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
+           "fuse-matmul-add",
            "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory",
            "prune-failing-branches", "simplify-chains", "topological-sort"]
 # Passes that change the model's inputs/outputs (layout), which assert_pass_preserves_semantics cannot
