@@ -32,6 +32,7 @@ from graphopt.ir.ops import (
                              ML_DOMAIN,
                              NUMPY_FLOATS,
                              STANDARD_DOMAINS,
+                             UNARY_ELEMENTWISE,
                              const_ints,
                              is_standard_domain,
 )
@@ -49,8 +50,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BYTES_PER_NODE", "COMMUTATIVE_OPS", "DEFAULT_PIPELINE", "FLOAT_TYPES", "INDEX_TYPES", "ML_DOMAIN",
-    "NUMPY_FLOATS",
-    "STANDARD_DOMAINS", "Attr", "Graph", "Model", "Node", "OptimizeOptions", "OptimizeResult", "Pass",
+    "NUMPY_FLOATS", "STANDARD_DOMAINS", "UNARY_ELEMENTWISE", "Attr", "Graph", "Model", "Node",
+    "OptimizeOptions", "OptimizeResult", "Pass",
     "PassResult", "Tensor", "Value", "allowed_growth", "bypass", "clone_model", "const_ints", "export_model",
     "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
     "numpy_dtype", "observe", "onnx_dtype", "op_histogram", "optimize", "pass_from_function",

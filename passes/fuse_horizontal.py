@@ -12,15 +12,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import NUMPY_FLOATS, Graph, Model, Node, PassResult, Tensor, Value, register_pass
+from graphopt import (
+    NUMPY_FLOATS,
+    UNARY_ELEMENTWISE,
+    Graph,
+    Model,
+    Node,
+    PassResult,
+    Tensor,
+    Value,
+    register_pass,
+)
 from graphopt import replace_all_uses_with as rauw
-
-# elementwise ops of one tensor input (extra inputs, like Clip's bounds, must be the same values)
-UNARY = frozenset({
-    "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
-    "HardSwish", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Erf",
-    "Not", "Cast", "Sin", "Cos", "Gelu", "Mish", "ThresholdedRelu", "Clip",
-})
 
 
 def _sole_user(value: Value) -> Node | None:
@@ -106,12 +109,7 @@ def _fuse_matmuls(graph: Graph, group: list[Node], stats: Counter, opset: int) -
     for old, new in zip(olds, split.outputs):
         new.dtype = old.dtype
         rauw(old, new, outputs=True)
-    doomed = group + [a[0] for a in adds if a is not None and with_bias]
-    consts = [v for n in doomed for v in n.inputs if v is not None and v.const is not None]
-    graph.remove(doomed)
-    for value in consts:
-        if not value.num_uses and value.graph is not None:
-            value.graph.remove_const(value)
+    graph.remove_with_constants(group + [a[0] for a in adds if a is not None and with_bias])
     stats["fused_matmuls"] += len(group)
     return True
 
@@ -146,11 +144,7 @@ def _fuse_convs(graph: Graph, group: list[Node], stats: Counter, opset: int) -> 
     for node, new in zip(group, split.outputs):
         new.dtype = node.outputs[0].dtype
         rauw(node.outputs[0], new, outputs=True)
-    consts = [v for n in group for v in n.inputs if v is not None and v.const is not None]
-    graph.remove(group)
-    for value in consts:
-        if not value.num_uses and value.graph is not None:
-            value.graph.remove_const(value)
+    graph.remove_with_constants(group)
     stats["fused_convs"] += len(group)
     return True
 
@@ -166,7 +160,7 @@ def _hoist_unary(graph: Graph, split: Node, stats: Counter) -> bool:
         return False
     first = users[0]
     assert first is not None
-    if first.op_type not in UNARY or any(
+    if first.op_type not in UNARY_ELEMENTWISE or any(
             u.op_type != first.op_type or u.domain != first.domain or _attrs(u) != _attrs(first)  # type: ignore[union-attr]
             or list(u.inputs[1:]) != list(first.inputs[1:]) or u.inputs[0] is not out  # type: ignore[union-attr]
             or len(u.outputs) != 1 for u, out in zip(users, split.outputs)):
@@ -199,10 +193,7 @@ def _cancel_concat(graph: Graph, split: Node, stats: Counter) -> bool:
     if any(out.num_uses != 1 or out.is_graph_output for out in split.outputs):
         return False
     rauw(concat.outputs[0], source, outputs=True)  # type: ignore[arg-type]
-    sizes = split.inputs[1] if len(split.inputs) > 1 else None
-    graph.remove([concat, split])
-    if sizes is not None and sizes.const is not None and not sizes.num_uses and sizes.graph is not None:
-        sizes.graph.remove_const(sizes)
+    graph.remove_with_constants([concat, split])
     stats["cancelled_split_concat"] += 1
     return True
 

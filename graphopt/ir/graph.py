@@ -185,6 +185,15 @@ class Graph:
                     inner.set_inputs(())
             self._unlink(node)
 
+    def remove_with_constants(self, nodes: Node | Iterable[Node]) -> None:
+        """``remove(nodes)``, then drop the constants they read that nothing reads any more."""
+        doomed = [nodes] if isinstance(nodes, Node) else list(nodes)
+        read = [v for node in doomed for v in node.inputs if v is not None and v.const is not None]
+        self.remove(doomed)
+        for value in dict.fromkeys(read):
+            if not value.num_uses and not value.is_graph_output and value.graph is not None:
+                value.graph.remove_const(value)
+
     def reorder(self, order: Sequence[Node]) -> None:
         """Put this graph's nodes in ``order``, which must be a permutation of them."""
         order = list(order)

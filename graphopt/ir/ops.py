@@ -24,6 +24,12 @@ NUMPY_FLOATS: dict[int, type[np.floating]] = {
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 # Integer element types a shape, an index or an axis list can have.
 INDEX_TYPES = frozenset({TensorProto.INT32, TensorProto.INT64})
+# elementwise ops of one tensor input (Clip's bounds, when given, are the same for every element)
+UNARY_ELEMENTWISE = frozenset({
+    "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
+    "HardSwish", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Erf",
+    "Not", "Cast", "Identity", "IsNaN", "IsInf", "Sin", "Cos", "Gelu", "Mish", "ThresholdedRelu", "Clip",
+})
 
 
 def is_standard_domain(domain: str) -> bool:

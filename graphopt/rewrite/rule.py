@@ -191,9 +191,5 @@ def _splice(graph: Graph, found: Match, ctx: RewriteContext, replacements: Seque
     graph.insert_before(root, ctx.new_nodes)
     for old, new in zip(root.outputs, replacements):
         replace_all_uses_with(old, new, outputs=True)
-    doomed = _doomed(found, replacements)  # a rewrite may keep part of the match (Relu(Relu(x)))
-    read = [v for n in doomed for v in n.inputs if v is not None and v.const is not None]
-    graph.remove(doomed)
-    for value in dict.fromkeys(read):  # constants only the replaced nodes read go with them
-        if not value.num_uses and not value.is_graph_output and value.graph is not None:
-            value.graph.remove_const(value)
+    # a rewrite may keep part of the match (Relu(Relu(x))); constants only the rest read go with it
+    graph.remove_with_constants(_doomed(found, replacements))

@@ -13,13 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from graphopt import UNARY_ELEMENTWISE as UNARY
 from graphopt import Node, Value
 
-UNARY = frozenset({
-    "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
-    "HardSwish", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Erf",
-    "Not", "Cast", "Identity", "IsNaN", "IsInf", "Sin", "Cos", "Gelu", "Mish", "ThresholdedRelu", "Clip",
-})
 BROADCAST = frozenset({
     "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal", "Less", "Greater",
     "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Where", "Mod", "PRelu",
