@@ -35,6 +35,8 @@ from graphopt.ir.ops import (
                              UNARY_ELEMENTWISE,
                              const_ints,
                              is_standard_domain,
+                             onnx_slice,
+                             shape_slice,
 )
 from graphopt.ir.tensor import numpy_dtype, onnx_dtype
 from graphopt.numerics.feeds import make_feeds
@@ -54,7 +56,8 @@ __all__ = [
     "OptimizeOptions", "OptimizeResult", "Pass",
     "PassResult", "Tensor", "Value", "allowed_growth", "bypass", "clone_model", "const_ints", "export_model",
     "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
-    "numpy_dtype", "observe", "onnx_dtype", "op_histogram", "optimize", "pass_from_function",
+    "numpy_dtype", "observe", "onnx_dtype", "onnx_slice", "op_histogram", "optimize", "pass_from_function",
     "record_interface_perm", "register_pass", "replace_all_uses_with", "replace_node", "save_model",
+    "shape_slice",
     "verify",
 ]

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSES = ROOT / "passes"
 # What a pass may import from graphopt (documented in the README, "Writing a custom pass").
 PUBLIC_MODULES = ("graphopt", "graphopt.rewrite", "graphopt.analyses.shapes",
+                  "graphopt.analyses.symbolic_shapes",
                   "graphopt.analyses.certain_failures", "graphopt.errors", "graphopt.memory")
 
 

@@ -43,3 +43,24 @@ def const_ints(node: Node, index: int) -> list[int] | None:
     if value is None or value.const is None:
         return None
     return [int(v) for v in np.asarray(value.const.numpy()).reshape(-1)]
+
+
+def shape_slice(dims: np.ndarray, start: int, end: int | None) -> np.ndarray:
+    """Shape's start/end attributes (opset 15), clamped like the spec says."""
+    rank = len(dims)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = rank if end is None else min(max(end + rank if end < 0 else end, 0), rank)
+    return dims[start:end]
+
+
+def onnx_slice(dim: int, start: int, end: int, step: int) -> slice:
+    """The Python slice equivalent to ONNX Slice on one axis of size ``dim`` (clamping per spec)."""
+    if dim == 0:
+        return slice(0, 0)
+    start = start + dim if start < 0 else start
+    end = end + dim if end < 0 else end
+    if step > 0:
+        return slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+    start = min(max(start, 0), dim - 1)
+    end = min(max(end, -1), dim - 1)
+    return slice(start, None if end < 0 else end, step)

@@ -23,13 +23,13 @@ from graphopt import (
     replace_all_uses_with,
 )
 from graphopt.analyses.shapes import refresh_types
+from graphopt.analyses.symbolic_shapes import SymbolicShapes, dims_equal, expands_to_itself
 from graphopt.errors import FoldDeclined, Unfoldable
 from graphopt.rewrite import inline_if
 
 from ._evaluators import EVALUATORS, shape_slice
 from ._reference_fallback import evaluate_with_reference
 from ._regions import computable, fold_regions, model_allowance
-from ._shape_values import ShapeValues, reshape_copy_target
 from ._size_limits import GENERATORS, predicted_elements
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class FoldConstants:
         stats: Counter = Counter()
         if self.shapes:  # refines the IR's known types; not a change of the model's meaning
             refresh_types(model)
-        self._shape_values = ShapeValues(model.opset)
+        self._shape_values = SymbolicShapes(model.opset)
         self._warnings: list[str] = []
         for graph in list(model.graph.all_graphs()):
             for node in graph:
@@ -173,19 +173,14 @@ class FoldConstants:
 
     def _fold_shape_values(self, node: Node, graph: Graph, stats: Counter) -> None:
         """Fold a shape computation whose elements are all known dims although the shapes it reads
-        are only partly static; point a Reshape that copies its input's dims at a constant target."""
+        are only partly static; drop a Reshape or Expand that gives its input's dims back, and point
+        a Reshape that copies some of its input's dims at a constant target."""
         if len(node.outputs) != 1:
             return
         out = node.outputs[0]
         known = self._shape_values.known(out) if out.dtype in (None, 6, 7) else None
-        if known is None and node.op_type == "Reshape":
-            target = reshape_copy_target(self._shape_values, node)
-            if target is not None:
-                old = node.inputs[1]
-                node.replace_input(1, graph.add_const(Tensor.from_array(target)))
-                prune_if_dead(old)
-                stats["folded"] += 1
-                stats["reshape_target_copies_dims"] += 1
+        if known is None and node.op_type in ("Reshape", "Expand"):
+            self._fold_reshape(node, graph, stats)
             return
         if known is None or known.size > 64:
             return
@@ -196,6 +191,29 @@ class FoldConstants:
             prune_if_dead(value)
         stats["folded"] += 1
         stats[f"folded_{node.op_type}_of_shape"] += 1
+
+    def _fold_reshape(self, node: Node, graph: Graph, stats: Counter) -> None:
+        ss = self._shape_values
+        if len(node.inputs) < 2 or node.inputs[0] is None or node.inputs[1] is None:
+            return
+        x, out = node.inputs[0], node.outputs[0]
+        same = dims_equal(ss.dims(x), ss.dims(out)) if node.op_type == "Reshape" \
+            else expands_to_itself(ss, node)
+        if same and not out.is_graph_output and x.dtype == out.dtype:
+            old = node.inputs[1]
+            replace_all_uses_with(out, x)
+            graph.remove(node)
+            prune_if_dead(old)
+            stats["folded"] += 1
+            stats[f"{node.op_type.lower()}_to_itself"] += 1
+            return
+        target = _copy_target(ss, node) if node.op_type == "Reshape" else None
+        if target is not None:
+            old = node.inputs[1]
+            node.replace_input(1, graph.add_const(Tensor.from_array(target)))
+            prune_if_dead(old)
+            stats["folded"] += 1
+            stats["reshape_target_copies_dims"] += 1
 
     def _static_shape(self, node: Node) -> list[np.ndarray] | None:
         src = node.inputs[0] if node.inputs else None
@@ -243,6 +261,25 @@ class FoldConstants:
 
     def _fits(self, node: Node, arrays: list[np.ndarray]) -> bool:
         return sum(a.nbytes for a in arrays) <= self._budget(node)
+
+
+def _copy_target(ss: SymbolicShapes, node: Node) -> np.ndarray | None:
+    """A constant target for a Reshape whose computed target is known except for dims it copies
+    from its own input at the same position (written as 0, which Reshape copies when allowzero=0)."""
+    if ss.opset < 5 or node.attr("allowzero", 0) or node.inputs[1].const is not None:
+        return None
+    vector, x_dims = ss.vector(node.inputs[1]), ss.dims(node.inputs[0])
+    if vector is None or x_dims is None:
+        return None
+    out: list[int] = []
+    for position, element in enumerate(vector):
+        if isinstance(element, int):
+            out.append(element)
+        elif position < len(x_dims) and x_dims[position] == element:
+            out.append(0)
+        else:
+            return None
+    return np.array(out, dtype=np.int64)
 
 
 def _evaluate(node: Node, opset: int, stats: Counter, warnings: list[str],

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from graphopt import Node, Tensor, numpy_dtype
+from graphopt import Node, Tensor, numpy_dtype, onnx_slice, shape_slice
 from graphopt.errors import FoldDeclined, Unfoldable
 
 Arrays = list[np.ndarray | None]
@@ -50,14 +50,6 @@ def _identity(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
 def _shape(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
     dims = np.array(xs[0].shape, dtype=np.int64)
     return [shape_slice(dims, node.attr("start", 0), node.attr("end"))]
-
-
-def shape_slice(dims: np.ndarray, start: int, end: int | None) -> np.ndarray:
-    """Shape's start/end attributes (opset 15), clamped like the spec says."""
-    rank = len(dims)
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = rank if end is None else min(max(end + rank if end < 0 else end, 0), rank)
-    return dims[start:end]
 
 
 @evaluator("Size")
@@ -242,19 +234,6 @@ def _slice(node: Node, xs: Arrays, opset: int) -> list[np.ndarray]:
             raise Unfoldable("Slice with a negative step and an INT_MAX end: runtimes disagree")
         index[axis + x.ndim if axis < 0 else axis] = onnx_slice(x.shape[axis], start, end, step)
     return [x[tuple(index)]]
-
-
-def onnx_slice(dim: int, start: int, end: int, step: int) -> slice:
-    """The Python slice equivalent to ONNX Slice on one axis of size ``dim`` (clamping per spec)."""
-    if dim == 0:
-        return slice(0, 0)
-    start = start + dim if start < 0 else start
-    end = end + dim if end < 0 else end
-    if step > 0:
-        return slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
-    start = min(max(start, 0), dim - 1)
-    end = min(max(end, -1), dim - 1)
-    return slice(start, None if end < 0 else end, step)
 
 
 @evaluator("Tile")

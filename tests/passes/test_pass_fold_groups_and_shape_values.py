@@ -322,14 +322,95 @@ def test_keep_a_target_that_moves_dynamic_dims() -> None:
     assert ops == ["Relu", "Shape", "Slice", "Reshape"] and stats == {} and _target(model) is None
 
 
-def test_keep_a_target_copying_dims_of_another_tensor() -> None:
-    """Shape(z) with z: [N, 3, 4] like r: N of z need not be N of r."""
+@pytest.mark.parametrize("z_batch", ["M", "?"])
+def test_keep_a_target_copying_dims_of_another_tensor(z_batch: str) -> None:
+    """Shape(z) with z: [M, 3, 4] (or Paddle's placeholder "?") while r is [N, 3, 4]: z's batch need
+    not be r's."""
+    x_batch = "?" if z_batch == "?" else "N"
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Shape", ["z"], ["t"]),
+             h.make_node("Reshape", ["r", "t"], ["y"])]
+    proto = make(nodes, [info("x", [x_batch, 3, 4]), info("z", [z_batch, 3, 4])], [untyped("y")])
+    feeds = {"x": randn(2, 3, 4), "z": randn(2, 3, 4, seed=1)}
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["Relu", "Shape", "Reshape"] and stats == {} and _target(model) is None
+
+
+def test_a_target_copying_a_dim_of_the_same_name_is_a_copy() -> None:
+    """z: [N, 3, 4] and x: [N, 3, 4] name their batch alike, which the ONNX IR makes one size."""
     nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Shape", ["z"], ["t"]),
              h.make_node("Reshape", ["r", "t"], ["y"])]
     proto = make(nodes, [info("x", ["N", 3, 4]), info("z", ["N", 3, 4])], [untyped("y")])
     feeds = {"x": randn(2, 3, 4), "z": randn(2, 3, 4, seed=1)}
     ops, stats, model = _check(proto, feeds)
-    assert ops == ["Relu", "Shape", "Reshape"] and stats == {} and _target(model) is None
+    assert ops == ["Relu", "Reshape"] and stats == {"folded": 1, "reshape_target_copies_dims": 1}
+    assert _target(model) == [0, 3, 4]
+
+
+def _heads_round_trip(order: tuple[int, int]) -> onnx.ModelProto:
+    """x[B, S, 64] -> Reshape(B, -1, 4, 16) -> Transpose(0,2,1,3) -> Relu -> a[B, 4, S, 16]; then
+    Reshape(a, Concat(x's dim ``order[0]``, 4, x's dim ``order[1]``, 16)) -> Relu -> y: the target
+    reads x's shape, not a's."""
+    nodes = [
+        h.make_node("Shape", ["x"], ["xs"]), h.make_node("Gather", ["xs", "i0"], ["b"], axis=0),
+        h.make_node("Unsqueeze", ["b", "ax"], ["b1"]), h.make_node("Concat", ["b1", "split"], ["t1"], axis=0),
+        h.make_node("Reshape", ["x", "t1"], ["heads"]),
+        h.make_node("Transpose", ["heads"], ["ht"], perm=[0, 2, 1, 3]), h.make_node("Relu", ["ht"], ["a"]),
+        h.make_node("Gather", ["xs", "first"], ["d0"], axis=0),
+        h.make_node("Gather", ["xs", "second"], ["d1"], axis=0),
+        h.make_node("Concat", ["d0", "four", "d1", "sixteen"], ["t2"], axis=0),
+        h.make_node("Reshape", ["a", "t2"], ["back"]), h.make_node("Relu", ["back"], ["y"]),
+    ]
+    inits = [array("i0", np.array(0, np.int64)), ints("ax", [0]), ints("split", [-1, 4, 16]),
+             ints("first", [order[0]]), ints("second", [order[1]]), ints("four", [4]), ints("sixteen", [16])]
+    return make(nodes, [info("x", ["B", "S", 64])], [untyped("y")], inits, opset=17)
+
+
+def test_reshape_to_its_own_dims_is_dropped_when_they_are_proved_equal() -> None:
+    """a is [B, 4, S, 16] because the first Reshape's -1 is B*S*64 / (B*4*16) = S: the second
+    Reshape asks for exactly that and is dropped with the shape reads feeding it (onnx's inference
+    names a's dim 2 afresh and cannot see it)."""
+    proto = _heads_round_trip((0, 1))
+    feeds = {"x": randn(3, 5, 64)}
+    ops, stats, model = _check(proto, feeds)
+    assert ops == ["Reshape", "Transpose", "Relu", "Relu"]
+    assert stats["reshape_to_itself"] == 1 and stats["reshape_target_copies_dims"] == 1
+    for sizes in ((1, 1), (2, 7)):  # any batch and sequence, not only the check's
+        assert_same_outputs(proto, model, {"x": randn(*sizes, 64, seed=sum(sizes))})
+
+
+def test_keep_a_reshape_that_swaps_two_dims() -> None:
+    """Asking for S then B where a has B then S is a real reshape whenever B != S."""
+    proto = _heads_round_trip((1, 0))
+    ops, stats, _ = _check(proto, {"x": randn(3, 5, 64)})
+    assert ops.count("Reshape") == 2 and "reshape_to_itself" not in stats
+
+
+def _expand_by(target_nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
+               inits: list[onnx.TensorProto]) -> onnx.ModelProto:
+    nodes = [h.make_node("Relu", ["x"], ["r"]), *target_nodes, h.make_node("Expand", ["r", "t"], ["e"]),
+             h.make_node("Relu", ["e"], ["y"])]
+    return make(nodes, inputs, [untyped("y")], inits, opset=17)
+
+
+def test_expand_to_its_own_dims_is_dropped() -> None:
+    """Expand(r, Concat(Shape(r)[0], 1, 8)) on r[B, 1, 8] changes nothing."""
+    target = [h.make_node("Shape", ["r"], ["s"]), h.make_node("Slice", ["s", "i0", "i1"], ["b"]),
+              h.make_node("Concat", ["b", "one_eight"], ["t"], axis=0)]
+    inits = [ints("i0", [0]), ints("i1", [1]), ints("one_eight", [1, 8])]
+    proto = _expand_by(target, [info("x", ["B", 1, 8])], inits)
+    ops, stats, _ = _check(proto, {"x": randn(3, 1, 8)})
+    assert ops == ["Relu", "Relu"] and stats == {"folded": 1, "expand_to_itself": 1}
+
+
+def test_keep_an_expand_to_another_inputs_dim() -> None:
+    """r[B, 1, 8] expanded to z's dim 0 on axis 1 really broadcasts (z's dim is not r's)."""
+    target = [h.make_node("Shape", ["r"], ["s"]), h.make_node("Slice", ["s", "i0", "i1"], ["b"]),
+              h.make_node("Shape", ["z"], ["zs"]), h.make_node("Slice", ["zs", "i0", "i1"], ["m"]),
+              h.make_node("Concat", ["b", "m", "eight"], ["t"], axis=0)]
+    inits = [ints("i0", [0]), ints("i1", [1]), ints("eight", [8])]
+    proto = _expand_by(target, [info("x", ["B", 1, 8]), info("z", ["M"])], inits)
+    ops, stats, _ = _check(proto, {"x": randn(3, 1, 8), "z": randn(5)})
+    assert "Expand" in ops and "expand_to_itself" not in stats
 
 
 def test_keep_a_target_when_reshape_allows_zero() -> None:
