@@ -29,7 +29,7 @@ from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_n
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
 DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
-                    "eliminate-common-subexpressions,fuse-pad,"
+                    "eliminate-common-subexpressions,fuse-space-to-depth,fuse-pad,"
                     "fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-horizontal,"
                     "fuse-matmul-add,simplify-chains,optimize-transposes){max=8},"
                     "topological-sort")

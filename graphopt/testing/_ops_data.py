@@ -1,8 +1,10 @@
-"""Op table, data-movement part: Concat, Split, Slice, Pad, ReduceMean and ReduceSum."""
+"""Op table, data-movement part: Concat (also of a Focus stem's strided Slices), Split, Slice, Pad,
+ReduceMean and ReduceSum."""
 
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from graphopt.testing._ops_core import (
     ALL,
@@ -26,8 +28,47 @@ def _axis(ctx: Ctx, x: T, a: int) -> int:
     return a - x.rank if ctx.rarely() else a
 
 
+def _focus_blocks(ctx: Ctx, x: T) -> list[int]:
+    """Block sizes b for which x[:, :, i::b, j::b] re-joined on the channels fits the limits."""
+    if x.rank != 4 or not ctx.cfg.allows("Slice"):
+        return []
+    return [b for b in (2, 3) if x.shape[2] % b == 0 and x.shape[3] % b == 0 and x.shape[1] * b * b <= MAX_DIM
+            and ctx.extra(b * b + 1)]
+
+
+def _focus(ctx: Ctx, x: T, block: int) -> None:
+    """A YOLOv5-style Focus stem: the b*b pieces x[:, :, i::b, j::b] in a drawn order, each one Slice
+    over both axes or two (rows first or columns first), joined by a Concat on the channels."""
+    order = ctx.draw(st.permutations([(i, j) for i in range(block) for j in range(block)]))
+    room = ctx.budget - ctx.reserve - 1 - len(order)  # nodes left for second Slices
+    ctx.reserve += len(order) + 1
+    end = np.array([INT64_MAX], np.int64)
+    pieces = []
+    for i, j in order:
+        if room > 0 and ctx.flag():
+            room -= 1
+            first, second = ((2, i), (3, j)) if ctx.flag() else ((3, j), (2, i))
+            ctx.reserve += 1
+            rows = [ctx.ints([first[1]]), ctx.const(end), ctx.ints([first[0]]), ctx.ints([block])]
+            half = ctx.helper_node("Slice", [x.name, *rows])
+            cols = [ctx.ints([second[1]]), ctx.const(end), ctx.ints([second[0]]), ctx.ints([block])]
+            pieces.append(ctx.helper_node("Slice", [half, *cols]))
+        else:
+            both = [ctx.ints([i, j]), ctx.const(np.repeat(end, 2)), ctx.ints([2, 3]),
+                    ctx.ints([block, block])]
+            pieces.append(ctx.helper_node("Slice", [x.name, *both]))
+    ctx.reserve -= 1
+    shape = (x.shape[0], x.shape[1] * block * block, x.shape[2] // block, x.shape[3] // block)
+    ctx.emit("Concat", pieces, x.dtype, shape, x.bound, axis=_axis(ctx, x, 1))
+
+
 def _concat(ctx: Ctx, x: T) -> None:
-    """Concat x with itself, pool tensors or weights along an axis (sometimes a lone input)."""
+    """Concat x with itself, pool tensors or weights along an axis (sometimes a lone input), or the
+    strided pieces of a Focus stem."""
+    blocks = _focus_blocks(ctx, x)
+    if blocks and ctx.flag():
+        _focus(ctx, x, ctx.choice(blocks))
+        return
     axes = [a for a, d in enumerate(x.shape) if d < MAX_DIM]
     if not axes or ctx.rarely():
         ctx.emit("Concat", [x.name], x.dtype, x.shape, x.bound, axis=_axis(ctx, x, 0))

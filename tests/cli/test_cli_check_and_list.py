@@ -112,6 +112,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "com.microsoft.FusedConv.\n"
         "fuse-pad                        Fold a zero-filled constant Pad into the pads of the Conv or "
         "AveragePool reading it.\n"
+        "fuse-space-to-depth             Turn b*b strided Slices of one NCHW tensor re-joined by a channel "
+        "Concat into SpaceToDepth.\n"
         "optimize-transposes             Push Transposes through layout-agnostic ops until they cancel; "
         "merge and drop them.\n"
         "plan-memory                     Plan activation memory: execution order, shared buffers and arena "
@@ -138,17 +140,19 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:19]] == [
+    assert [line.split()[0] for line in lines[:20]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
         "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches",
         "fuse-horizontal", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
-        "optimize-transposes", "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
-    assert lines[19:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+        "fuse-space-to-depth", "optimize-transposes", "plan-memory", "prune-failing-branches",
+        "simplify-chains", "topological-sort"]
+    assert lines[20:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
     assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
         "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
         "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
         "fuse-normalization",
-        "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory", "prune-failing-branches",
+        "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "optimize-transposes", "plan-memory",
+        "prune-failing-branches",
         "simplify-chains", "topological-sort"]

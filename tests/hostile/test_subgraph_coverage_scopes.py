@@ -27,6 +27,7 @@ from graphopt.testing.asserts import assert_ir_consistent
 S = sm.SHAPE
 CONFIGS = sm.configurations()
 FUSIONS = ("fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
+           "fuse-space-to-depth",
            "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "simplify-chains")
 
 
@@ -37,7 +38,9 @@ def _weights() -> list[onnx.TensorProto]:
                   mu=rng.normal(0, .1, 3), var=rng.uniform(.5, 1.5, 3), chan=rng.normal(0, 1, (1, 3, 1, 1)),
                   wm=rng.normal(0, .5, (4, 4)), bm=rng.normal(0, .1, 4), g=rng.uniform(.5, 1.5, 4),
                   b=rng.normal(0, .1, 4), two=2.0, eps=1e-5)
-    ints = dict(pads=[0, 0, 1, 1, 0, 0, 1, 1], r1=[2, 48], r2=S, r24=[24, 4], last=[-1], zero=[0], trips=2)
+    ints = dict(pads=[0, 0, 1, 1, 0, 0, 1, 1], r1=[2, 48], r2=S, r24=[24, 4], last=[-1], zero=[0], trips=2,
+                hw=[2, 3], two2=[2, 2], end2=[2**63 - 1] * 2,
+                **{f"f{i}{j}": [i, j] for i in (0, 1) for j in (0, 1)})
     return [nh.from_array(np.asarray(v, np.float32), k) for k, v in floats.items()] + \
         [nh.from_array(np.asarray(v, np.int64), k) for k, v in ints.items()]
 
@@ -50,12 +53,16 @@ def _split_patterns() -> tuple[list[onnx.NodeProto], list[onnx.NodeProto], list[
             n("Reshape", ["x", "r1"], ["p_reshape"]), n("Cast", ["x"], ["p_cast"], to=T.DOUBLE),
             n("Unsqueeze", ["x", "last"], ["p_unsq"]), n("Reshape", ["x", "r24"], ["m_rows"]),
             n("MatMul", ["m_rows", "wm"], ["p_mm"]), n("ReduceMean", ["x", "last"], ["m_mean"]),
-            n("Sub", ["x", "m_mean"], ["p_centred"]), n("Transpose", ["x"], ["p_nhwc"], perm=[0, 2, 3, 1])]
+            n("Sub", ["x", "m_mean"], ["p_centred"]), n("Transpose", ["x"], ["p_nhwc"], perm=[0, 2, 3, 1]),
+            *(n("Slice", ["x", f"f{i}{j}", "end2", "hw", "two2"], [f"p_focus{i}{j}"])
+              for i in (0, 1) for j in (0, 1))]
     body = [n("BatchNormalization", ["p_bn", "sc", "bb", "mu", "var"], ["o_bn"]),
             n("Conv", ["p_pad", "w1"], ["o_pad"]), n("Mul", ["p_mul", "chan"], ["o_mul"]),
             n("Relu", ["p_relu"], ["o_relu"]), n("Reshape", ["p_reshape", "r2"], ["o_reshape"]),
             n("Cast", ["p_cast"], ["o_cast"], to=T.FLOAT), n("Squeeze", ["p_unsq", "last"], ["o_squeeze"]),
             n("Add", ["p_mm", "bm"], ["q_mm"]), n("Reshape", ["q_mm", "r2"], ["o_mm"]),
+            n("Concat", [f"p_focus{i}{j}" for i in (0, 1) for j in (0, 1)], ["q_focus"], axis=1),
+            n("DepthToSpace", ["q_focus"], ["o_focus"], blocksize=2),
             n("Pow", ["p_centred", "two"], ["q_sq"]), n("ReduceMean", ["q_sq", "last"], ["q_var"]),
             n("Add", ["q_var", "eps"], ["q_ve"]), n("Sqrt", ["q_ve"], ["q_sd"]),
             n("Div", ["p_centred", "q_sd"], ["q_n"]), n("Mul", ["q_n", "g"], ["q_ng"]),

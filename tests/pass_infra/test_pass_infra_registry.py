@@ -16,8 +16,9 @@ from graphopt.pass_infra.registry import PassRegistry
 BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
             "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
             "fuse-matmul-add",
-            "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory",
-            "prune-failing-branches", "simplify-chains", "topological-sort"]
+            "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth",
+            "optimize-transposes",
+            "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
 
 
 def test_builtin_passes_register_through_the_entry_point_group() -> None:
@@ -90,7 +91,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
                                "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "
                                "fuse-matmul-add, "
                                "fuse-normalization, "
-                               "fuse-ort-contrib, fuse-pad, optimize-transposes, plan-memory, "
+                               "fuse-ort-contrib, fuse-pad, fuse-space-to-depth, optimize-transposes, "
+                               "plan-memory, "
                                "prune-failing-branches, simplify-chains, topological-sort, with-options; "
                                "see 'graphopt list-passes')")
     assert isinstance(info.value, UsageError)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from hypothesis import given, reject, settings
+from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 from property_budget import examples
 
@@ -34,8 +34,8 @@ from graphopt.testing.strategies import feeds, models
 BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
            "fuse-matmul-add",
-           "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "optimize-transposes", "plan-memory",
-           "prune-failing-branches", "simplify-chains", "topological-sort"]
+           "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "optimize-transposes",
+           "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
 # Passes that change the model's inputs/outputs (layout), which assert_pass_preserves_semantics cannot
 # judge: it feeds both models the same arrays and compares the outputs as they come. Each has its own
 # property below that feeds and compares in the original layout.
@@ -258,3 +258,20 @@ def test_default_pipeline_output_is_deterministic(proto: onnx.ModelProto) -> Non
     first = model_bytes(graphopt.optimize(proto, check="off").model)
     second = model_bytes(graphopt.optimize(proto, check="off").model)
     assert first == second
+
+
+# Image-like inputs whose height and width divide by 2 and 3, so Concat draws Focus stems on them.
+FOCUS_INPUTS = st.sampled_from([(1, 2, 6, 6), (2, 1, 6, 6), (1, 3, 4, 6)]).map(lambda s: [s])
+
+
+@settings(max_examples=examples(200))
+@given(data=st.data())
+def test_focus_stems_keep_their_outputs_through_fuse_space_to_depth(data: st.DataObject) -> None:
+    """Concat of strided Slices in any order (some of them Focus stems, some not) read by Convs and
+    elementwise ops: fuse-space-to-depth and then the default pipeline keep every output."""
+    proto = data.draw(models(ops=["Concat", "Slice", "Conv", "Relu", "Add", "Mul"], max_nodes=16,
+                             input_shapes=data.draw(FOCUS_INPUTS), dynamic_batch=data.draw(st.booleans())))
+    inputs = data.draw(feeds(proto))
+    result = assert_pass_preserves_semantics("fuse-space-to-depth", proto, feeds=inputs)
+    event("fused" if any(n.op_type == "SpaceToDepth" for n in result.graph) else "no Focus stem")
+    assert_pass_preserves_semantics(graphopt.DEFAULT_PIPELINE, proto, feeds=inputs)
