@@ -8,7 +8,8 @@ Definitions:
 - RSS/file: the worker's peak resident set (interpreter and imports included) over the original's size.
 - rel err: max |output - original| / max |original| over all outputs (ORT CPU, no graph optimisations).
 - best peer: fewest nodes among the non-graphopt tools whose output is within tolerance, passes
-  onnx.checker and adds no non-standard domain (so ORT's com.microsoft fusions do not count).
+  onnx.checker and adds no op of a non-standard domain (so ORT's com.microsoft fusions do not count,
+  even in a model that already used other com.microsoft ops).
 - nodes/best peer: a tool's nodes over the best peer's on the same model.
 - latency/original: median ORT CPU latency (1 thread) of the tool's output over the original's, at
   ORT_DISABLE_ALL ("off") and ORT_ENABLE_ALL ("on"); the original's is the better of its two measurements.
@@ -70,9 +71,10 @@ def original_latency(first: dict[str, Any] | None, again: dict[str, Any] | None,
 
 
 def sound(rec: dict[str, Any]) -> bool:
-    """Succeeded, numerically equal, valid for onnx.checker, no new domain."""
+    """Succeeded, numerically equal, valid for onnx.checker, no new domain or custom op."""
     return (rec["status"] == "ok" and rec.get("numeric", {}).get("within_tolerance", False)
-            and rec.get("checker_error") is None and not rec.get("domains_added"))
+            and rec.get("checker_error") is None and not rec.get("domains_added")
+            and not rec.get("custom_ops_added"))
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
