@@ -7,7 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from graphopt import Model, PassResult, Value, const_ints, register_pass
+from graphopt import Graph, Model, Node, PassResult, Tensor, Value, const_ints, register_pass
+from graphopt import replace_all_uses_with as rauw
 from graphopt.analyses.shapes import refresh_types
 from graphopt.rewrite import Const, Match, Op, Opt, RewriteContext, Rule, Var, apply_rules, rules_result
 
@@ -290,6 +291,54 @@ def _slice_pattern() -> Op:
     return Op("Slice", Op("Slice", Var("x"), *params("1"), capture="s1"), *params("2"), capture="s2")
 
 
+def _node_slice(node: Node, rank: int | None) -> tuple[list[int], ...] | None:
+    """Constant (starts, ends, non-negative axes, steps) of an opset >= 10 Slice, or None."""
+    if node.op_type != "Slice" or len(node.inputs) < 3 or node.inputs[0] is None:
+        return None
+    given = [i < len(node.inputs) and node.inputs[i] is not None for i in range(5)]
+    starts, ends, axes, steps = (const_ints(node, i) if given[i] else None for i in (1, 2, 3, 4))
+    if starts is None or ends is None or (given[3] and axes is None) or (given[4] and steps is None):
+        return None
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    if any(a < 0 for a in axes):
+        if rank is None:
+            return None
+        axes = [a % rank for a in axes]
+    if not len(starts) == len(ends) == len(axes) == len(steps) or len(set(axes)) != len(axes):
+        return None
+    return starts, ends, axes, steps
+
+
+def merge_fanned_slices(graph: Graph, opset: int) -> int:
+    """A Slice read only by Slices on other axes (Swin's patch merging: x[:, 0::2] and x[:, 1::2],
+    each sliced again on the next axis) goes into each reader: one node fewer per such Slice."""
+    merged = 0
+    for first in graph:
+        if opset < 10 or first.op_type != "Slice" or first.graph is not graph:
+            continue
+        out, x = first.outputs[0], first.inputs[0]
+        params = _node_slice(first, x.rank if x is not None else None)
+        readers = [user for user, index in out.iter_uses() if index == 0]
+        if params is None or out.is_graph_output or out.num_uses < 2 or len(readers) != out.num_uses:
+            continue
+        seconds = [_node_slice(r, out.rank) for r in readers]
+        if any(p is None or set(p[2]) & set(params[2]) or r.graph is not graph
+               for p, r in zip(seconds, readers)):
+            continue
+        for reader, second in zip(readers, seconds):
+            joined = [a + b for a, b in zip(params, second)]  # type: ignore[arg-type]
+            inputs = [x, *(graph.add_const(Tensor.from_array(np.array(p, np.int64))) for p in joined)]
+            node = Node("Slice", inputs)
+            node.outputs[0].dtype, node.outputs[0].shape = reader.outputs[0].dtype, reader.outputs[0].shape
+            graph.insert_before(reader, node)
+            rauw(reader.outputs[0], node.outputs[0], outputs=True)
+            graph.remove_with_constants(reader)
+        graph.remove_with_constants(first)
+        merged += 1
+    return merged
+
+
 RULES = [
     Rule("transpose-transpose", Op("Transpose", Op("Transpose", Var("x"), capture="t1"), capture="t2"),
          _transpose, _transpose_check),
@@ -319,8 +368,9 @@ class SimplifyChains:
     Unsqueeze on equal constant axes (input form from opset 13, attribute form before), and a Squeeze
     and Unsqueeze on other axes become one Reshape (or nothing when every dim ends where it was); a Cast
     chain keeps only its last Cast when the first one is value-exact (widening); two Slices with
-    constant parameters on disjoint axes become one. Chains whose middle value is read elsewhere or is a
-    graph output are left alone.
+    constant parameters on disjoint axes become one, and so does a Slice read only by Slices on other
+    axes with each of them. Other chains whose middle value is read elsewhere or is a graph output are
+    left alone.
     """
 
     name: ClassVar[str] = "simplify-chains"
@@ -328,4 +378,9 @@ class SimplifyChains:
     def run(self, model: Model) -> PassResult:
         refresh_types(model)  # input dtypes decide Cast chains, ranks an omitted perm
         stats = apply_rules(model, RULES)
-        return rules_result(stats, "simplified")
+        result = rules_result(stats, "simplified")
+        fanned = sum(merge_fanned_slices(g, model.opset) for g in list(model.graph.all_graphs()))
+        if fanned:
+            result.stats["simplified_slice-fanned-into-slices"] = fanned
+            result = PassResult(True, dict(sorted(result.stats.items())), rules=result.rules)
+        return result

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from onnx import helper as h
 from passes_kit import assert_same_outputs, info, ints, make, op_types, randn, run_pass
 
+from graphopt import Model, import_model
+
 PASS = "simplify-chains"
 SHAPE = [4, 5, 6]
 Params = tuple[list[int], list[int], list[int] | None, list[int] | None]
@@ -100,3 +102,46 @@ def test_any_slice_pair_on_disjoint_axes_matches_onnxruntime(data: st.DataObject
     a1, a2 = data.draw(st.permutations(range(3)), label="axes")[:2]
     ops, stats, _ = _check(_slices(_axis_params(a1, SHAPE[a1], data), _axis_params(a2, SHAPE[a2], data)))
     assert ops == ["Slice", "Relu"] and stats == {"simplified_slice-slice": 1}
+
+
+def _patch_merging(reader_op: str = "Slice", reader_axis: int = 2) -> onnx.ModelProto:
+    """Swin's patch merging on NHWC x[2, 4, 4, 3]: rows 0::2 and 1::2 (one Slice each), each read by
+    two Slices of columns 0::2 and 1::2 (or by ``reader_op``), joined on the channels."""
+    nodes = [h.make_node("Slice", ["x", f"r{i}", "end", "ax1", "two"], [f"row{i}"]) for i in (0, 1)]
+    pieces = []
+    for i in (0, 1):
+        for j in (0, 1):
+            name = f"p{i}{j}"
+            if reader_op == "Slice" or j == 0:
+                params = [f"r{j}", "end", f"ax{reader_axis}", "two"]
+                nodes.append(h.make_node("Slice", [f"row{i}", *params], [name]))
+            else:
+                nodes.append(h.make_node(reader_op, [f"row{i}"], [name]))
+            pieces.append(name)
+    nodes.append(h.make_node("Concat", pieces, ["y"], axis=-1))
+    inits = [ints("r0", [0]), ints("r1", [1]), ints("end", [2**63 - 1]), ints("ax1", [1]), ints("ax2", [2]),
+             ints("two", [2])]
+    return make(nodes, [info("x", [2, 4, 4, 3])], [info("y", None)], inits)
+
+
+def test_a_slice_read_only_by_slices_on_other_axes_goes_into_each_of_them() -> None:
+    """6 Slices -> 4, each reading x directly with both axes; bit-exact."""
+    proto = _patch_merging()
+    model, result = run_pass(proto, PASS)
+    assert op_types(model) == ["Slice"] * 4 + ["Concat"]
+    assert result.stats["simplified_slice-fanned-into-slices"] == 2  # slice-slice alone refuses (shared)
+    assert all(n.inputs[0].name == "x" for n in model.graph if n.op_type == "Slice")
+    assert_same_outputs(proto, model, {"x": randn(2, 4, 4, 3)})
+    assert not run_pass(model, PASS)[1].changed
+
+
+def test_keep_a_fanned_slice_with_another_reader_or_a_shared_axis() -> None:
+    """A Relu reads the row Slice too, or the readers slice the rows' axis again: nothing merges."""
+    for proto in (_patch_merging(reader_op="Relu"), _patch_merging(reader_axis=1)):
+        model, result = run_pass(proto, PASS)
+        assert "simplified_slice-fanned-into-slices" not in result.stats
+        assert op_types(model).count("Slice") == op_types(_model_of(proto)).count("Slice")
+
+
+def _model_of(proto: onnx.ModelProto) -> Model:
+    return import_model(proto)
