@@ -30,7 +30,8 @@ from graphopt.pass_infra.registry import DEFAULT_REGISTRY
 
 DEFAULT_PIPELINE = ("fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,"
                     "eliminate-common-subexpressions,fuse-space-to-depth,fuse-pad,"
-                    "fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-horizontal,"
+                    "fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,eliminate-dead-channels,"
+                    "fuse-horizontal,"
                     "fuse-matmul-add,simplify-chains,optimize-transposes){max=8},"
                     "topological-sort")
 CHECK_MODES = ("each", "final", "off")

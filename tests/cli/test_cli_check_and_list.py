@@ -95,6 +95,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "convert-opset                   Convert the default ONNX domain to opset ``target``, up or down, "
         "recursing into subgraphs.\n"
         "eliminate-common-subexpressions Make equal things one thing.\n"
+        "eliminate-dead-channels         Drop Conv output channels whose weights are all zero, and the input "
+        "channels reading them.\n"
         "eliminate-dead-code             Remove what cannot affect the outputs, in every (sub)graph.\n"
         "fold-constants                  Replace computable nodes by constants.\n"
         "fuse-affine                     Fold Mul/Add/Sub/Div by a per-channel constant into the "
@@ -140,17 +142,18 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:20]] == [
+    assert [line.split()[0] for line in lines[:21]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
-        "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches",
-        "fuse-horizontal", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib", "fuse-pad",
+        "eliminate-dead-channels", "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm",
+        "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
+        "fuse-pad",
         "fuse-space-to-depth", "optimize-transposes", "plan-memory", "prune-failing-branches",
         "simplify-chains", "topological-sort"]
-    assert lines[20:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+    assert lines[21:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
     assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
-        "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
-        "fold-constants",
+        "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-channels",
+        "eliminate-dead-code", "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
         "fuse-normalization",
         "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "optimize-transposes", "plan-memory",

@@ -93,7 +93,8 @@ def test_the_default_pipeline_is_exactly() -> None:
     pass names from ``graphopt.DEFAULT_PIPELINE``, so changing it means changing this test on purpose."""
     assert graphopt.DEFAULT_PIPELINE == (
         "fixpoint(eliminate-dead-code,fold-constants,prune-failing-branches,eliminate-common-subexpressions,"
-        "fuse-space-to-depth,fuse-pad,fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,fuse-horizontal,"
+        "fuse-space-to-depth,fuse-pad,fuse-batchnorm,fuse-conv-branches,fuse-normalization,fuse-affine,"
+        "eliminate-dead-channels,fuse-horizontal,"
         "fuse-matmul-add,simplify-chains,optimize-transposes){max=8},topological-sort")
 
 

@@ -13,7 +13,8 @@ from graphopt.pass_infra.manager import PassManager
 from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
-BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
+BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-channels",
+            "eliminate-dead-code",
             "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
             "fuse-matmul-add",
             "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth",
@@ -87,7 +88,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("fold-constant")
     assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, convert-opset, "
-                               "eliminate-common-subexpressions, eliminate-dead-code, fold-constants, "
+                               "eliminate-common-subexpressions, eliminate-dead-channels, "
+                               "eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "
                                "fuse-matmul-add, "
                                "fuse-normalization, "

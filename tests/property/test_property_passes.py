@@ -31,7 +31,8 @@ from graphopt.testing.asserts import assert_ir_consistent, assert_pass_preserves
 from graphopt.testing.layout import NotWrappable, wrap_layout_sensitive
 from graphopt.testing.strategies import feeds, models
 
-BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-code",
+BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-channels",
+           "eliminate-dead-code",
            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
            "fuse-matmul-add",
            "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "optimize-transposes",
@@ -275,3 +276,69 @@ def test_focus_stems_keep_their_outputs_through_fuse_space_to_depth(data: st.Dat
     result = assert_pass_preserves_semantics("fuse-space-to-depth", proto, feeds=inputs)
     event("fused" if any(n.op_type == "SpaceToDepth" for n in result.graph) else "no Focus stem")
     assert_pass_preserves_semantics(graphopt.DEFAULT_PIPELINE, proto, feeds=inputs)
+
+
+CHANNEL_WISE = ["Relu", "LeakyRelu", "SiLU", "Clip", "Sigmoid", "Mul", "Add", "Depthwise"]
+
+
+@st.composite
+def _pruned_chains(draw: st.DrawFn) -> onnx.ModelProto:
+    """x -> Conv (drawn output channels zeroed, bias zeroed there or not) -> a drawn chain of
+    channel-wise ops (Relu, LeakyRelu, SiLU, Clip, Sigmoid, Mul/Add by per-channel constants, a
+    depthwise Conv) -> a reading Conv with drawn kernel and pads; sometimes a side read that stops it."""
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    channels = draw(st.integers(2, 6))
+    dead = sorted(set(draw(st.lists(st.integers(0, channels - 1), min_size=1, max_size=channels - 1))))
+    weight = rng.normal(0, 0.5, (channels, 3, 3, 3)).astype(np.float32)
+    weight[dead] = 0
+    bias = rng.normal(0, 0.5, channels).astype(np.float32)
+    if draw(st.booleans()):
+        bias[dead] = 0
+    inits = {"w1": weight, "b1": bias}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["v0"], pads=[1] * 4)]
+    last = "v0"
+    for i in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(CHANNEL_WISE))
+        out = f"v{i + 1}"
+        if op == "SiLU":
+            nodes += [helper.make_node("Sigmoid", [last], [f"s{i}"]),
+                      helper.make_node("Mul", [last, f"s{i}"], [out])]
+        elif op in ("Mul", "Add"):
+            inits[f"c{i}"] = rng.normal(0, 1, (channels, 1, 1)).astype(np.float32)
+            nodes.append(helper.make_node(op, [last, f"c{i}"], [out]))
+        elif op == "Clip":
+            inits[f"lo{i}"], inits[f"hi{i}"] = np.array(-0.5, np.float32), np.array(0.8, np.float32)
+            nodes.append(helper.make_node("Clip", [last, f"lo{i}", f"hi{i}"], [out]))
+        elif op == "Depthwise":
+            inits[f"d{i}"] = rng.normal(0, 0.5, (channels, 1, 3, 3)).astype(np.float32)
+            nodes.append(helper.make_node("Conv", [last, f"d{i}"], [out], group=channels,
+                                          pads=[draw(st.integers(0, 1))] * 4))
+        else:
+            nodes.append(helper.make_node(op, [last], [out]))
+        last = out
+    kernel = draw(st.sampled_from([1, 3]))
+    inits["w2"] = rng.normal(0, 0.5, (4, channels, kernel, kernel)).astype(np.float32)
+    nodes.append(helper.make_node("Conv", [last, "w2"], ["y"], pads=[draw(st.integers(0, kernel // 2))] * 4))
+    outputs = [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]
+    if draw(st.integers(0, 4)) == 0:  # the chain also feeds a graph output: nothing may go
+        outputs.append(helper.make_tensor_value_info(last, onnx.TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "pruned", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                            ["N", 3, 6, 6])],
+                              outputs, [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@settings(max_examples=examples(200))
+@given(data=st.data())
+def test_pruned_channels_keep_their_outputs_through_eliminate_dead_channels(data: st.DataObject) -> None:
+    """Pruned Conv chains: the pass (and then the default pipeline) keeps every output, for a batch of
+    1 and of 3."""
+    proto = data.draw(_pruned_chains())
+    model = assert_pass_preserves_semantics("eliminate-dead-channels", proto, feeds=data.draw(feeds(proto)))
+    first = next(n for n in model.graph if n.op_type == "Conv")
+    removed = first.inputs[1].const.shape[0] < proto.graph.initializer[0].dims[0]
+    event("channels removed" if removed else "kept")
+    batch3 = {"x": np.random.default_rng(3).normal(0, 1, (3, 3, 6, 6)).astype(np.float32)}
+    assert_pass_preserves_semantics("eliminate-dead-channels", proto, feeds=batch3)
+    assert_pass_preserves_semantics(graphopt.DEFAULT_PIPELINE, proto, feeds=batch3)
