@@ -175,6 +175,25 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec("tv-mc3-18", tv(arch="mc3_18", task="video"),
                   [InputSpec("clip", "float32", [1, 3, 8, 112, 112])], expect_batchnorm=True, optional=True,
                   notes=["3D convolutions; clip of 8 frames at 112x112 (torchvision's reference is 16)"]),
+        ModelSpec("tv-r3d-18", tv(arch="r3d_18", task="video"),
+                  [InputSpec("clip", "float32", [1, 3, 8, 112, 112])], expect_batchnorm=True, optional=True,
+                  notes=["3D ResNet-18: 3x3x3 convolutions in every stage (mc3-18 has them in its first "
+                         "stage only); same 8-frame 112x112 clip as tv-mc3-18; 133.5 MB"]),
+        ModelSpec("tv-ssdlite-mbv3", tv(arch="ssdlite320_mobilenet_v3_large", task="detection"),
+                  [InputSpec("image", "float32", [3, 320, 320], range=(0, 1))], expect_batchnorm=True,
+                  optional=True,
+                  notes=["single-stage SSDlite320 detector: preprocessing (normalise, Resize), depthwise "
+                         "separable heads with BN, per-class score threshold + TopK unrolled over the 90 "
+                         "classes (NonZero/GatherND/TopK each), one batched NonMaxSuppression; outputs have "
+                         "a data-dependent length (300 on the manifest input: its detections_per_img cap)",
+                         "classification convs re-initialised with std 0.1 (torchvision's 0.03 gives "
+                         "near-uniform scores, 0.3 saturates them near 1: top-300 order then hangs on float "
+                         "noise)"]),
+        ModelSpec("tv-swin-t", tv(arch="swin_t", task="classification"), image, optional=True,
+                  notes=["Swin-T: shifted-window attention whose window partition, roll and attention mask "
+                         "are computed in the graph from shapes (Shape/Slice/ScatterND/Where chains), window "
+                         "padding (F.pad, zero at 224x224), relative position bias Gather, LayerNorm, no BN; "
+                         "115 MB"]),
         ModelSpec("timm-efficientnet-b0", timm(arch="efficientnet_b0"), timm_image, expect_batchnorm=True,
                   optional=True),
         ModelSpec("timm-vit-tiny", timm(arch="vit_tiny_patch16_224"), timm_image, optional=True,
@@ -185,12 +204,42 @@ def model_specs() -> list[ModelSpec]:
                   notes=["training-time form: parallel conv+BN branches, not reparameterised"]),
         ModelSpec("timm-repvgg-a0", timm(arch="repvgg_a0"), timm_image, expect_batchnorm=True, optional=True,
                   notes=["training-time form: 3x3, 1x1 and identity BN branches, not reparameterised"]),
+        ModelSpec("timm-hrnet-w18-small", timm(arch="hrnet_w18_small"), timm_image, expect_batchnorm=True,
+                  optional=True,
+                  notes=["HRNet: parallel multi-resolution branches exchanged through strided convs and "
+                         "nearest Resize upsampling, timm's classification head"]),
+        ModelSpec("timm-ghostnet-100", timm(arch="ghostnet_100"), timm_image, expect_batchnorm=True,
+                  optional=True,
+                  notes=["Ghost modules: primary conv + cheap depthwise conv, Concat then Slice back to the "
+                         "output width; squeeze-excite with HardSigmoid"]),
+        ModelSpec("timm-mobilevit-xxs", timm(arch="mobilevit_xxs"), timm_image, expect_batchnorm=True,
+                  optional=True,
+                  notes=["MobileNetV2 blocks + MobileViT blocks: patch unfold/fold as Reshape/Transpose, "
+                         "transformer layers with F.scaled_dot_product_attention (exported as MatMul/Softmax "
+                         "with a Shape/Sqrt/Cast scale), LayerNorm, SiLU as Sigmoid*Mul"]),
+        ModelSpec("timm-tf-efficientnet-b0", timm(arch="tf_efficientnet_b0"), timm_image,
+                  expect_batchnorm=True, optional=True,
+                  notes=["TF 'same' padding: the 5 stride-2 convs (stem and 4 depthwise) get an explicit Pad "
+                         "whose pads are computed in the graph from the input shape (timm's Conv2dSame: "
+                         "Shape/Gather/Div/Ceil/Clip/Cast chains); otherwise as timm-efficientnet-b0, with "
+                         "BN epsilon 1e-3"]),
+        ModelSpec("timm-repghostnet-050", timm(arch="repghostnet_050"), timm_image, expect_batchnorm=True,
+                  optional=True,
+                  notes=["RepGhost, training-time form: the ghost module's identity BN branch is added (not "
+                         "reparameterised); squeeze-excite with HardSigmoid"]),
         ModelSpec("yolov8n", yolo(cfg="yolov8n.yaml"), yolo_image, optional=True,
                   notes=["ultralytics' own ONNX export without its onnxslim step; box decoding (DFL) in the "
                          "graph, no NMS"]),
         ModelSpec("yolo11n", yolo(cfg="yolo11n.yaml"), yolo_image, optional=True,
                   notes=["ultralytics' own ONNX export without its onnxslim step; C2PSA attention block, box "
                          "decoding (DFL) in the graph, no NMS"]),
+        ModelSpec("yolov8n-seg", yolo(cfg="yolov8n-seg.yaml"), yolo_image, optional=True,
+                  notes=["ultralytics' own ONNX export without its onnxslim step; Segment head: box decoding "
+                         "(DFL) + 32 mask coefficients (output0) and the Proto branch with ConvTranspose "
+                         "(output1, [1, 32, 160, 160]); both outputs checked against torch; no NMS"]),
+        ModelSpec("yolov8n-pose", yolo(cfg="yolov8n-pose.yaml"), yolo_image, optional=True,
+                  notes=["ultralytics' own ONNX export without its onnxslim step; Pose head: box decoding "
+                         "(DFL) + 17 keypoints (x, y, visibility) decoded in the graph, no NMS"]),
         ModelSpec("gpt2-tiny", hf(arch="gpt2", output_names=("logits",)), tokens(GPT2_VOCAB), optional=True,
                   notes=["GPT-2 architecture and vocabulary, 4 layers of width 256 (4 heads of 64) instead "
                          "of 12 x 768, to stay near 100 MB; causal LM head (the exporter stores the tied "
@@ -291,6 +340,9 @@ def verify(spec: ModelSpec, path: Path, out_dir: Path, source: str, note: str | 
         "outputs": [{"name": o.name, "shape": list(v.shape)} for o, v in zip(model.graph.output, outputs)],
     }
     if reference is not None:
+        if len(reference) != len(outputs):
+            raise RuntimeError(f"{spec.name}: {len(outputs)} ONNX outputs but {len(reference)} torch "
+                               "reference outputs")
         entry["max_rel_diff_vs_torch"] = max_rel_diff(outputs, reference)
         if entry["max_rel_diff_vs_torch"] > REL_TOL:
             raise RuntimeError(f"{spec.name}: onnxruntime output differs from torch by "

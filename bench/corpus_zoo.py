@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 SEED = 0
+SSD_CLS_STD = 0.1  # SSDlite classification convs re-initialised wider (torchvision: 0.03); 0.3 saturates
 TORCHVISION = "torchvision==0.28.0"
 TIMM = "timm==1.0.31"
 ULTRALYTICS = "ultralytics==8.4.190"
@@ -139,23 +140,39 @@ def _export(module: Any, dest: Path, feeds: dict[str, np.ndarray], input_names: 
 
 # --------------------------------------------------------------------------------------------- torchvision
 
-def _tv_detection(tv: Any, arch: str) -> tuple[Any, Callable[..., tuple[Any, ...]], list[str]]:
-    """A random-init torchvision detector whose scores spread enough to give stable detections."""
+def _tv_detection(tv: Any, arch: str) -> tuple[Any, Callable[..., tuple[Any, ...]], list[str],
+                                               Callable[..., Any]]:
+    """A random-init torchvision detector whose scores spread enough to give stable detections.
+
+    Returns (model, forward, output names, BN calibration run): two-stage (RPN + RoI heads) detectors have
+    BN in the backbone only; single-stage SSD(lite) has it in the head too, so the head runs as well.
+    """
     import torch
 
     model = getattr(tv.models.detection, arch)(weights=None, weights_backbone=None).eval()
     # Fresh heads give near-uniform scores (1/91 < score_thresh 0.05: no detection at all) and near-equal
     # objectness, where top-k / NMS order would hang on float noise. Wider logits make the ranking stable.
-    if not hasattr(model, "rpn"):
-        raise ValueError(f"{arch}: only two-stage (RPN + RoI heads) detectors are set up here")
-    torch.nn.init.normal_(model.rpn.head.cls_logits.weight, std=1.0)
-    torch.nn.init.normal_(model.roi_heads.box_predictor.cls_score.weight, std=0.3)
+    if hasattr(model, "rpn"):
+        torch.nn.init.normal_(model.rpn.head.cls_logits.weight, std=1.0)
+        torch.nn.init.normal_(model.roi_heads.box_predictor.cls_score.weight, std=0.3)
+
+        def calib(m: Any, images: Any) -> Any:
+            return m.backbone(m.transform(images)[0].tensors)
+    elif hasattr(model, "head") and hasattr(model.head, "classification_head"):  # SSD / SSDlite
+        for block in model.head.classification_head.module_list:
+            last = block[-1] if isinstance(block, torch.nn.Sequential) else block
+            torch.nn.init.normal_(last.weight, std=SSD_CLS_STD)
+
+        def calib(m: Any, images: Any) -> Any:
+            return m.head(list(m.backbone(m.transform(images)[0].tensors).values()))
+    else:
+        raise ValueError(f"{arch}: only two-stage (RPN + RoI heads) and SSD detectors are set up here")
 
     def forward(m: Any, image: Any) -> tuple[Any, ...]:
         out = m([image])[0]
         return out["boxes"], out["labels"], out["scores"]
 
-    return model, forward, ["boxes", "labels", "scores"]
+    return model, forward, ["boxes", "labels", "scores"], calib
 
 
 def export_torchvision(arch: str, task: str, dest: Path, feeds: dict[str, np.ndarray], opset: int = 17,
@@ -169,15 +186,12 @@ def export_torchvision(arch: str, task: str, dest: Path, feeds: dict[str, np.nda
     shape = list(value.shape)
     run: Callable[..., Any] | None = None
     if task == "detection":
-        model, forward, outputs = _tv_detection(tv, arch)
+        model, forward, outputs, run = _tv_detection(tv, arch)
 
         def make_args(dtype: Any) -> tuple[Any, ...]:  # detectors take images in [0, 1]
             return ([torch.rand(*shape, dtype=dtype) for _ in range(calib_batch)],)
-
-        def backbone(m: Any, images: Any) -> Any:
-            return m.backbone(m.transform(images)[0].tensors)
-        # BN lives in the backbone only: calibrate it on the transformed (normalised, resized) batch.
-        run = backbone
+        # BN is calibrated on the transformed (normalised, resized) batch, through `run` (backbone, + head
+        # for SSD).
     else:
         module = {"segmentation": tv.models.segmentation, "video": tv.models.video,
                   "classification": tv.models}[task]
@@ -236,6 +250,21 @@ def export_timm(arch: str, dest: Path, feeds: dict[str, np.ndarray],
 
 # ------------------------------------------------------------------------------------------------ ultralytics
 
+def _yolo_outputs(out: Any) -> list[np.ndarray]:
+    """The eval-mode outputs that the ONNX export keeps, in its order (output0, output1, ...).
+
+    Detect and Pose return (y, raw preds) and export y; Segment returns ((y, proto), raw preds) and exports
+    y and proto. The raw-prediction part (a dict or list of feature maps) is not exported.
+    """
+    import torch
+
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    tensors = [first] if isinstance(first, torch.Tensor) else list(first)
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError(f"unexpected YOLO output structure: {type(first).__name__}")
+    return [t.numpy() for t in tensors]
+
+
 def export_yolo(cfg: str, dest: Path, feeds: dict[str, np.ndarray],
                 opset: int = 18) -> tuple[str, list[np.ndarray]]:
     """Build a YOLO from its YAML (random weights), calibrate BN, export with ultralytics' own exporter.
@@ -273,7 +302,7 @@ def export_yolo(cfg: str, dest: Path, feeds: dict[str, np.ndarray],
     net.eval()
     with torch.no_grad():
         out = net(torch.from_numpy(feeds[input_name]))
-    reference = [(out[0] if isinstance(out, (tuple, list)) else out).numpy()]
+    reference = _yolo_outputs(out)
     with tempfile.TemporaryDirectory() as work:
         cwd = os.getcwd()
         os.chdir(work)  # the exporter writes next to the (YAML-named) model
