@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from graphopt.ir.graph import Graph
 from graphopt.ir.node import Node
 from graphopt.ir.ops import INDEX_TYPES, is_standard_domain, onnx_slice, shape_slice
 from graphopt.ir.value import Value
@@ -38,11 +39,45 @@ Dims = tuple  # tuple[DimExpr | None, ...]
 class SymbolicShapes:
     """Memoised symbolic dims of tensors and partial values of shape vectors of one graph state."""
 
-    def __init__(self, opset: int) -> None:
+    def __init__(self, opset: int, graph: Graph | None = None) -> None:
         self.opset = opset
+        self._graph = graph  # the main graph, whose nodes every successful run executes
         self._dims: dict[Value, Dims | None] = {}
         self._vectors: dict[Value, Vector | None] = {}
         self._named_roots: dict[str, SymbolicDim] = {}
+        self._nonzero: set[tuple[Value, int]] | None = None
+
+    # -- facts every successful run satisfies ------------------------------------------------------
+    def nonzero(self, dim: DimExpr | None) -> bool:
+        """Whether ``dim`` is above 0 in every run that succeeds: a known size above 0, or a product of
+        run-time dims each of which a Reshape of the main graph divides by (onnxruntime refuses a -1
+        when the other dims multiply to 0, so a run reaching past it had them non-zero)."""
+        if isinstance(dim, int):
+            return dim > 0
+        if dim is None or dim.coefficient <= 0:
+            return False
+        if self._nonzero is None:
+            self._nonzero = self._divisor_dims()
+        return all(factor in self._nonzero for factor in dim.factors)
+
+    def _divisor_dims(self) -> set[tuple[Value, int]]:
+        found: set[tuple[Value, int]] = set()
+        if self._graph is None:
+            return found
+        for node in self._graph:
+            if node.op_type != "Reshape" or len(node.inputs) < 2 or node.attr("allowzero", 0) \
+                    or not is_standard_domain(node.domain) \
+                    or not (node.outputs[0].num_uses or node.outputs[0].is_graph_output):
+                continue  # a Reshape nothing reads may be skipped by a runtime
+            target, x_dims = self.vector(node.inputs[1]), self.dims(node.inputs[0])
+            if target is None or target.count(-1) != 1:
+                continue
+            for position, element in enumerate(target):
+                if element == 0 and x_dims is not None and position < len(x_dims):
+                    element = x_dims[position]
+                if isinstance(element, SymbolicDim):
+                    found.update(element.factors)
+        return found
 
     # -- dims of tensors ---------------------------------------------------------------------------
     def dims(self, value: Value | None) -> Dims | None:

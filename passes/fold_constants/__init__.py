@@ -65,7 +65,7 @@ class FoldConstants:
         stats: Counter = Counter()
         if self.shapes:  # refines the IR's known types; not a change of the model's meaning
             refresh_types(model)
-        self._shape_values = SymbolicShapes(model.opset)
+        self._shape_values = SymbolicShapes(model.opset, model.graph)
         self._warnings: list[str] = []
         for graph in list(model.graph.all_graphs()):
             for node in graph:
@@ -265,20 +265,28 @@ class FoldConstants:
 
 def _copy_target(ss: SymbolicShapes, node: Node) -> np.ndarray | None:
     """A constant target for a Reshape whose computed target is known except for dims it copies
-    from its own input at the same position (written as 0, which Reshape copies when allowzero=0)."""
+    from its own input at the same position (written as 0, which Reshape copies when allowzero=0)
+    and at most one more, written as -1 when the others are non-zero in every run that succeeds
+    (onnxruntime refuses a -1 next to a zero-sized dim that the original target allowed)."""
     if ss.opset < 5 or node.attr("allowzero", 0) or node.inputs[1].const is not None:
         return None
     vector, x_dims = ss.vector(node.inputs[1]), ss.dims(node.inputs[0])
     if vector is None or x_dims is None:
         return None
     out: list[int] = []
+    unresolved: list[int] = []
     for position, element in enumerate(vector):
         if isinstance(element, int):
             out.append(element)
         elif position < len(x_dims) and x_dims[position] == element:
             out.append(0)
         else:
-            return None
+            unresolved.append(position)
+            out.append(-1)
+    if unresolved and (len(unresolved) > 1 or vector.count(-1) or not all(
+            ss.nonzero(x_dims[i] if e == 0 and i < len(x_dims) else e)
+            for i, e in enumerate(vector) if i != unresolved[0])):
+        return None
     return np.array(out, dtype=np.int64)
 
 

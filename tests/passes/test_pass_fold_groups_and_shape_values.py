@@ -323,16 +323,47 @@ def test_keep_a_target_that_moves_dynamic_dims() -> None:
 
 
 @pytest.mark.parametrize("z_batch", ["M", "?"])
-def test_keep_a_target_copying_dims_of_another_tensor(z_batch: str) -> None:
+def test_a_target_reading_another_tensors_dim_next_to_static_ones_gets_a_minus_one(z_batch: str) -> None:
     """Shape(z) with z: [M, 3, 4] (or Paddle's placeholder "?") while r is [N, 3, 4]: z's batch need
-    not be r's."""
+    not be r's, but the other dims (3, 4) are static and not 0, so -1 resolves to exactly it."""
     x_batch = "?" if z_batch == "?" else "N"
     nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Shape", ["z"], ["t"]),
              h.make_node("Reshape", ["r", "t"], ["y"])]
     proto = make(nodes, [info("x", [x_batch, 3, 4]), info("z", [z_batch, 3, 4])], [untyped("y")])
     feeds = {"x": randn(2, 3, 4), "z": randn(2, 3, 4, seed=1)}
     ops, stats, model = _check(proto, feeds)
-    assert ops == ["Relu", "Shape", "Reshape"] and stats == {} and _target(model) is None
+    assert ops == ["Relu", "Reshape"] and stats == {"folded": 1, "reshape_target_copies_dims": 1}
+    assert _target(model) == [-1, 3, 4]
+
+
+def _batch_and_other(proven: bool) -> onnx.ModelProto:
+    """r[N, M, 4] reshaped to (N from r, K from z, 4); when ``proven``, another Reshape divides by N
+    (Reshape(r, [0, -1])), so N is not 0 in any run that succeeds."""
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Shape", ["r"], ["rs"]),
+             h.make_node("Shape", ["z"], ["zs"]),
+             h.make_node("Slice", ["rs", "i0", "i1"], ["n"]), h.make_node("Slice", ["zs", "i0", "i1"], ["k"]),
+             h.make_node("Concat", ["n", "k", "four"], ["t"], axis=0), h.make_node("Reshape", ["r", "t"], ["y"])]
+    outputs = [untyped("y")]
+    if proven:
+        nodes.append(h.make_node("Reshape", ["r", "flat"], ["f"]))
+        outputs.append(untyped("f"))
+    inits = [ints("i0", [0]), ints("i1", [1]), ints("four", [4]), ints("flat", [0, -1])]
+    return make(nodes, [info("x", ["N", "M", 4]), info("z", ["K"])], outputs, inits, opset=17)
+
+
+@pytest.mark.parametrize("proven", [False, True])
+def test_minus_one_only_next_to_dims_proved_non_zero(proven: bool) -> None:
+    """(N, K, 4) for r[N, M, 4]: with N = 0 the original reshape succeeds while (0, -1, 4) fails in
+    onnxruntime, so the -1 needs N proved non-zero; a Reshape by (0, -1) elsewhere proves it."""
+    proto = _batch_and_other(proven)
+    feeds = {"x": randn(2, 3, 4), "z": randn(3)}
+    ops, stats, model = _check(proto, feeds)
+    reshape = next(n for n in model.graph if n.op_type == "Reshape")
+    target = reshape.inputs[1].const
+    if proven:
+        assert target is not None and target.numpy().tolist() == [0, -1, 4]
+    else:
+        assert target is None and "Shape" in ops
 
 
 def test_a_target_copying_a_dim_of_the_same_name_is_a_copy() -> None:
