@@ -341,8 +341,10 @@ def _batch_and_other(proven: bool) -> onnx.ModelProto:
     (Reshape(r, [0, -1])), so N is not 0 in any run that succeeds."""
     nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Shape", ["r"], ["rs"]),
              h.make_node("Shape", ["z"], ["zs"]),
-             h.make_node("Slice", ["rs", "i0", "i1"], ["n"]), h.make_node("Slice", ["zs", "i0", "i1"], ["k"]),
-             h.make_node("Concat", ["n", "k", "four"], ["t"], axis=0), h.make_node("Reshape", ["r", "t"], ["y"])]
+             h.make_node("Slice", ["rs", "i0", "i1"], ["n"]),
+             h.make_node("Slice", ["zs", "i0", "i1"], ["k"]),
+             h.make_node("Concat", ["n", "k", "four"], ["t"], axis=0),
+             h.make_node("Reshape", ["r", "t"], ["y"])]
     outputs = [untyped("y")]
     if proven:
         nodes.append(h.make_node("Reshape", ["r", "flat"], ["f"]))
