@@ -38,19 +38,24 @@ def _focus_blocks(ctx: Ctx, x: T) -> list[int]:
 
 def _focus(ctx: Ctx, x: T, block: int) -> None:
     """A YOLOv5-style Focus stem: the b*b pieces x[:, :, i::b, j::b] in a drawn order, each one Slice
-    over both axes or two (rows first or columns first), joined by a Concat on the channels."""
+    over both axes or two (rows first or columns first; a first Slice is sometimes shared by the
+    pieces that start alike, as exporters write it), joined by a Concat on the channels."""
     order = ctx.draw(st.permutations([(i, j) for i in range(block) for j in range(block)]))
-    room = ctx.budget - ctx.reserve - 1 - len(order)  # nodes left for second Slices
+    room = ctx.budget - ctx.reserve - 1 - len(order)  # nodes left for first Slices
     ctx.reserve += len(order) + 1
     end = np.array([INT64_MAX], np.int64)
-    pieces = []
+    pieces, shared = [], {}
+    share = ctx.flag()
     for i, j in order:
-        if room > 0 and ctx.flag():
-            room -= 1
-            first, second = ((2, i), (3, j)) if ctx.flag() else ((3, j), (2, i))
-            ctx.reserve += 1
-            rows = [ctx.ints([first[1]]), ctx.const(end), ctx.ints([first[0]]), ctx.ints([block])]
-            half = ctx.helper_node("Slice", [x.name, *rows])
+        if ((2, i) in shared and share) or (room > 0 and ctx.flag()):
+            first, second = ((2, i), (3, j)) if share or ctx.flag() else ((3, j), (2, i))
+            half = shared.get(first) if share else None
+            if half is None:
+                room -= 1
+                ctx.reserve += 1
+                rows = [ctx.ints([first[1]]), ctx.const(end), ctx.ints([first[0]]), ctx.ints([block])]
+                half = ctx.helper_node("Slice", [x.name, *rows])
+                shared[first] = half
             cols = [ctx.ints([second[1]]), ctx.const(end), ctx.ints([second[0]]), ctx.ints([block])]
             pieces.append(ctx.helper_node("Slice", [half, *cols]))
         else:
