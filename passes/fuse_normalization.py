@@ -1,4 +1,5 @@
-"""fuse-normalization: recognise decomposed LayerNormalization (opset >= 17) and Gelu (opset >= 20)."""
+"""fuse-normalization: recognise decomposed LayerNormalization (opset >= 17), Gelu (opset >= 20) and
+HardSwish / HardSigmoid (the ReLU6 forms Paddle and older exporters write)."""
 
 from __future__ import annotations
 
@@ -205,25 +206,96 @@ def _gelu_rules() -> list[Rule]:
     return rules
 
 
-RULES = [*_layernorm_rules(), *_gelu_rules()]
+# HardSwish(x) = x * relu6(x + 3) / 6;  HardSigmoid(x, 1/6, 1/2) = relu6(x + 3) / 6
+
+def _clip_bounds(found: Match) -> tuple[float, float] | None:
+    clip = found["clip"]
+    if found.get("lo") is None and found.get("hi") is None and len(clip.inputs) == 1:
+        return float(clip.attr("min", -np.inf)), float(clip.attr("max", np.inf))
+    bounds = []
+    for key in ("lo", "hi"):
+        value = found.get(key)
+        if value is None or value.const.size != 1:
+            return None
+        bounds.append(float(value.const.numpy().reshape(-1)[0]))
+    return bounds[0], bounds[1]
+
+
+def _relu6_check(found: Match, model: Model) -> str | None:
+    if found["x"].dtype not in FLOATS:
+        return "input is not floating point"
+    if _clip_bounds(found) != (0.0, 6.0):
+        return "Clip is not to [0, 6]"
+    six = 6.0 if found["scale"].op_type == "Div" else 1 / 6
+    if not _scalar_near(found["three"], 3.0, 1e-6) or not _scalar_near(found["six"], six, 1e-6):
+        return "constants are not 3 and 6 (or 1/6)"
+    if not all(_keeps_shape(found[key], found["x"]) for key in ("three", "six")):
+        return "a constant would broadcast x to a larger shape"
+    return None
+
+
+def _hard_sigmoid(ctx: RewriteContext, x: Value) -> Node:
+    return ctx.node("HardSigmoid", [x], {"alpha": 1 / 6, "beta": 0.5})
+
+
+def _hardswish(found: Match, ctx: RewriteContext) -> list[Value]:
+    x = found["x"]
+    if ctx.model.opset >= 14:
+        node = ctx.node("HardSwish", [x])
+    else:  # no HardSwish before opset 14: x * HardSigmoid(x)
+        node = ctx.node("Mul", [x, _hard_sigmoid(ctx, x).outputs[0]])
+    node.name = found.root.name
+    return [node.outputs[0]]
+
+
+def _hardsigmoid(found: Match, ctx: RewriteContext) -> list[Value]:
+    node = _hard_sigmoid(ctx, found["x"])
+    node.name = found.root.name
+    return [node.outputs[0]]
+
+
+def _relu6_rules() -> list[Rule]:
+    relu6 = Op("Clip", Op("Add", Var("x"), Const("three"), capture="add"), Opt(Const("lo")), Opt(Const("hi")),
+               capture="clip")
+    rules = []
+    for scale in ("Div", "Mul"):
+        rules += [
+            Rule(f"hardswish-{scale.lower()}-outer",
+                 Op(scale, Op("Mul", Var("x"), relu6, capture="mul"), Const("six"), capture="scale"),
+                 _hardswish, _relu6_check),
+            Rule(f"hardswish-{scale.lower()}-inner",
+                 Op("Mul", Var("x"), Op(scale, relu6, Const("six"), capture="scale"), capture="mul"),
+                 _hardswish, _relu6_check),
+            Rule(f"hardsigmoid-{scale.lower()}", Op(scale, relu6, Const("six"), capture="scale"),
+                 _hardsigmoid, _relu6_check),
+        ]
+    return rules
+
+
+LAYERNORM_AND_GELU = [*_layernorm_rules(), *_gelu_rules()]
+RELU6_RULES = _relu6_rules()
+RULES = [*LAYERNORM_AND_GELU, *RELU6_RULES]
 
 
 @register_pass
 @dataclass
 class FuseNormalization:
-    """Recognise decomposed LayerNormalization (opset >= 17) and exact Gelu (opset >= 20).
+    """Recognise decomposed LayerNormalization, exact Gelu, HardSwish and HardSigmoid.
+
+    LayerNormalization from opset 17, Gelu from 20, HardSwish from 14 (before, x * HardSigmoid(x)).
 
     LayerNorm: ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)`` over trailing axes, optionally
     times a scale and plus a bias that broadcast over the normalized dims. Gelu:
-    ``0.5 * x * (1 + erf(x / sqrt(2)))`` in the association orders exporters write. Below those
-    opsets, or when any intermediate is read elsewhere, the nodes stay as they are.
+    ``0.5 * x * (1 + erf(x / sqrt(2)))`` in the association orders exporters write. HardSwish:
+    ``x * clip(x + 3, 0, 6) / 6`` (or ``* (1/6)``, either association); HardSigmoid the same without
+    the ``x *``. Below those opsets, or when any intermediate is read elsewhere, the nodes stay.
     """
 
     name: ClassVar[str] = "fuse-normalization"
 
     def run(self, model: Model) -> PassResult:
-        if model.opset < 17:
+        if model.opset < 6:
             return PassResult(False, {})
         refresh_types(model)  # the input's rank and trailing dims decide the axis
-        stats = apply_rules(model, RULES)
+        stats = apply_rules(model, RULES if model.opset >= 17 else RELU6_RULES)
         return rules_result(stats, "fused")
