@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import helper as h
 from passes_kit import array, info, make, op_types, ort, randn, run_pass
 
@@ -79,3 +81,16 @@ def test_other_constants_or_a_read_intermediate_keep_the_nodes(change: dict) -> 
     proto = _relu6("outer", **change)
     model, result = run_pass(proto, PASS)
     assert op_types(model) == ["Add", "Clip", "Mul", "Div"] and not result.changed
+
+
+@settings(max_examples=60, deadline=None)
+@given(form=st.sampled_from(["outer", "outer-mul", "inner", "inner-mul", "sigmoid", "sigmoid-mul"]),
+       opset=st.sampled_from([10, 13, 14, 17]), swap=st.booleans(),
+       three=st.sampled_from([3.0, 2.5]), hi=st.sampled_from([6.0, 4.0]))
+def test_relu6_variants_keep_their_outputs_and_fuse_exactly_when_the_constants_are_3_and_6(
+        form: str, opset: int, swap: bool, three: float, hi: float) -> None:
+    proto = _relu6(form, opset=opset, swap=swap, three=three, hi=hi)
+    model, _ = run_pass(proto, PASS)
+    fused = bool({"HardSwish", "HardSigmoid"} & set(op_types(model)))
+    assert fused == (three == 3.0 and hi == 6.0)
+    _close(proto, model)
