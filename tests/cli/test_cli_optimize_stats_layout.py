@@ -53,7 +53,9 @@ RULE_NAMES = {
     "fuse-matmul-add": ["matmul-add"],
     "fuse-normalization": [*(f"layernorm-{how}{affine}" for how in ("pow", "mul")
                              for affine in ("-affine", "-scale", "")),
-                           *(f"gelu-erf-{i}{x}" for i in "01" for x in "abc")],
+                           *(f"gelu-erf-{i}{x}" for i in "01" for x in "abc"),
+                           *(name.format(scale) for scale in ("div", "mul")
+                             for name in ("hardswish-{}-outer", "hardswish-{}-inner", "hardsigmoid-{}"))],
     "fuse-pad": ["pad-conv", "pad-averagepool"],
     "simplify-chains": ["transpose-transpose", "reshape-reshape", "unsqueeze-squeeze",
                         "unsqueeze-squeeze-attr", "unsqueeze-squeeze-other-axes", "squeeze-unsqueeze",
@@ -98,7 +100,7 @@ def test_report_json_rules_sums_every_rule_over_the_kept_runs(tiny_cnn: Path) ->
     assert main(["optimize", str(tiny_cnn), "--report", str(report), "-q"]) == 0
     rules = json.loads(report.read_text())["rules"]
     keys = sorted(f"{pass_name}/{rule}" for pass_name, names in RULE_NAMES.items() for rule in names)
-    assert len(keys) == 51
+    assert len(keys) == 57
     assert list(rules) == keys
     attempted = {name: (attempts, matches) for name, attempts, matches, _ in RULE_ROWS}
     for key, st in rules.items():
