@@ -287,6 +287,24 @@ def _topk(node: Node, ins: InDims, ss: SymbolicShapes) -> Outs:
     return [out, out]
 
 
+def _recurrent(node: Node, ins: InDims, ss: SymbolicShapes) -> Outs:
+    """LSTM/GRU/RNN: Y is [seq, directions, batch, hidden], Y_h (and LSTM's Y_c) [directions, batch,
+    hidden]; with layout=1 the batch comes first in each."""
+    x, hidden = ins[0], node.attr("hidden_size")
+    if x is None or len(x) != 3 or hidden is None:
+        return None
+    direction = node.attr("direction", "forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    directions = 2 if direction == "bidirectional" else 1
+    if node.attr("layout", 0):
+        batch, seq = x[0], x[1]
+        y, state = (batch, seq, directions, hidden), (batch, directions, hidden)
+    else:
+        seq, batch = x[0], x[1]
+        y, state = (seq, directions, batch, hidden), (directions, batch, hidden)
+    return [y] + [state] * (len(node.outputs) - 1)
+
+
 DIM_RULES: dict[str, DimRule] = {
     **{op: _same for op in SAME_SHAPE}, **{op: _broadcasting for op in BROADCASTING},
     **{op: _batch_first for op in BATCH_FIRST},
@@ -294,6 +312,7 @@ DIM_RULES: dict[str, DimRule] = {
     "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Concat": _concat, "Split": _split, "Slice": _slice,
     "Gather": _gather, "Expand": _expand, "ConstantOfShape": _constant_of_shape, "Range": _range,
     "Tile": _tile, "ArgMax": _arg_reduce, "ArgMin": _arg_reduce, "TopK": _topk,
+    "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
     "ReduceSum": _reduce(13), **{op: _reduce(18) for op in (
         "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
         "ReduceLogSumExp", "ReduceSumSquare")},

@@ -116,7 +116,7 @@ class SymbolicShapes:
                 and value not in value.graph.input_defaults:
             derived = tuple(self._named_root(d, value, axis) for axis, d in enumerate(value.shape))
         if node is not None:
-            rule = DIM_RULES.get(node.op_type)
+            rule = DIM_RULES.get(_rule_name(node))
             if rule is not None:
                 ins = [self._dims.get(v) if v is not None else None for v in node.inputs]
                 outs = rule(node, ins, self)
@@ -183,11 +183,22 @@ class SymbolicShapes:
         return None if handler is None else handler(self, node)
 
 
+# Ops of other domains whose output dims are documented (onnxruntime's contrib schemas), read by the
+# same rule as their standard counterpart.
+CONTRIB_RULES = {("com.microsoft", "DynamicQuantizeLSTM"): "LSTM"}
+
+
 def _visible_producer(value: Value) -> Node | None:
     node = value.producer
-    if node is None or node.graph is None or not is_standard_domain(node.domain):
+    if node is None or node.graph is None:
+        return None
+    if not is_standard_domain(node.domain) and (node.domain, node.op_type) not in CONTRIB_RULES:
         return None
     return node
+
+
+def _rule_name(node: Node) -> str:
+    return node.op_type if is_standard_domain(node.domain) else CONTRIB_RULES[(node.domain, node.op_type)]
 
 
 # -- vector rules --------------------------------------------------------------------------------

@@ -287,6 +287,9 @@ def _copy_target(ss: SymbolicShapes, node: Node) -> np.ndarray | None:
             ss.nonzero(x_dims[i] if e == 0 and i < len(x_dims) else e)
             for i, e in enumerate(vector) if i != unresolved[0])):
         return None
+    copies = [i for i, e in enumerate(out) if e == 0]
+    if not unresolved and len(copies) == 1 and all(e > 0 for i, e in enumerate(out) if i != copies[0]):
+        out[copies[0]] = -1  # the same dim, and a constant target a following Reshape can merge with
     return np.array(out, dtype=np.int64)
 
 

@@ -125,3 +125,25 @@ def test_statistics_outputs_do_not_take_the_input_dims() -> None:
     x = ss.dims(v["x"])
     assert ss.dims(v["y"]) == x
     assert ss.dims(v["mean"]) != x
+
+
+@pytest.mark.parametrize("op,domain", [("LSTM", ""), ("DynamicQuantizeLSTM", "com.microsoft")])
+def test_recurrent_outputs_keep_the_sequence_and_batch_of_their_input(op: str, domain: str) -> None:
+    """Y is [seq, directions, batch, hidden]: the same for onnxruntime's DynamicQuantizeLSTM, whose
+    outputs onnx's inference cannot type (a custom op), so its Shape reads become known."""
+    lstm = h.make_node(op, ["x", "w", "r"], ["y", "yh"], domain=domain, hidden_size=3,
+                       direction="bidirectional")
+    nodes = [lstm, h.make_node("Shape", ["y"], ["s"])]
+    inits = [h.make_tensor("w", T.FLOAT, [2, 12, 4], [0.0] * 96),
+             h.make_tensor("r", T.FLOAT, [2, 12, 3], [0.0] * 72)]
+    outputs = [onnx.ValueInfoProto(name="s")]
+    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, ["S", "B", 4])], outputs, inits)
+    opsets = [h.make_opsetid("", 17)] + ([h.make_opsetid(domain, 1)] if domain else [])
+    model = import_model(h.make_model(graph, opset_imports=opsets))
+    refresh_types(model)
+    ss = SymbolicShapes(model.opset)
+    values = {v.name: v for n in model.graph for v in (*n.inputs, *n.outputs) if v is not None}
+    seq, batch, _ = ss.dims(values["x"])
+    assert ss.dims(values["y"]) == (seq, 2, batch, 3)
+    assert ss.dims(values["yh"]) == (2, batch, 3)
+    assert ss.vector(values["s"]) == (seq, 2, batch, 3)
