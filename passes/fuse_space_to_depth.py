@@ -18,6 +18,7 @@ from graphopt import (
     PassResult,
     Tensor,
     Value,
+    const_ints,
     is_standard_domain,
     register_pass,
     replace_all_uses_with,
@@ -31,7 +32,7 @@ def _slice_steps(node: Node, opset: int) -> dict[int, tuple[int, int, int]] | No
     """{axis: (start, end, step)} of a Slice with constant parameters on a rank-4 input."""
     if node.op_type != "Slice" or not is_standard_domain(node.domain) or opset < 10 or len(node.inputs) < 3:
         return None
-    params = [_ints(node.inputs[i]) if i < len(node.inputs) else None for i in range(1, 5)]
+    params = [const_ints(node, i) for i in range(1, 5)]
     starts, ends, axes, steps = params
     given = [i < len(node.inputs) and node.inputs[i] is not None for i in range(1, 5)]
     if starts is None or ends is None or (given[2] and axes is None) or (given[3] and steps is None):
@@ -41,12 +42,6 @@ def _slice_steps(node: Node, opset: int) -> dict[int, tuple[int, int, int]] | No
     if not len(starts) == len(ends) == len(axes) == len(steps):
         return None
     return {a % 4: (s, e, k) for s, e, a, k in zip(starts, ends, axes, steps)}
-
-
-def _ints(value: Value | None) -> list[int] | None:
-    if value is None or value.const is None:
-        return None
-    return [int(v) for v in value.const.numpy().reshape(-1)]
 
 
 def _block_offset(piece: Value, graph: Graph | None,
