@@ -18,6 +18,7 @@ from graphopt import (
 )
 from graphopt.analyses.shapes import refresh_types
 
+from ._default_inputs import drop_default_inputs
 from ._noop_rules import noop_source
 
 PURE_DOMAINS = (*STANDARD_DOMAINS, ML_DOMAIN)
@@ -32,7 +33,8 @@ class EliminateDeadCode:
 
     No-op nodes (Identity, Dropout at inference, Cast to the same type, identity Transpose/Reshape/
     Pad/Expand/Slice, single-input Concat/Sum/..., neutral elements x+0, x-0, x*1, x/1, x**1 whose
-    constant cannot broadcast x larger) are bypassed. When a no-op's output is a graph
+    constant cannot broadcast x larger) are bypassed. Optional inputs that equal their default (a zero
+    initial state of LSTM/GRU/RNN, a zero Pad value, an infinite Clip bound) are omitted. When a no-op's output is a graph
     output that its input cannot take over (a graph input, another output, an outer-scope value),
     it becomes an Identity instead, so the interface keeps its names. Nodes of custom domains are
     never removed: graphopt cannot know they are free of side effects.
@@ -48,6 +50,7 @@ class EliminateDeadCode:
         for graph in list(model.graph.all_graphs()):
             if self.noops:
                 _bypass_noops(graph, model.opset, stats)
+                drop_default_inputs(graph, model.opset, stats)
         for graph in reversed(list(model.graph.all_graphs())):  # bodies first: their dead reads of
             _remove_dead(graph, stats)                            # outer values go before the outer pass
         return PassResult(sum(stats.values()) > 0, dict(sorted(stats.items())))
