@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from graphopt.errors import NumericMismatchError, PassFailedError, UsageError
+from graphopt.fix_dims import fix_dims, settle_output_types
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
 from graphopt.numerics.check import NumericCheck, describe_inputs, prepare_check
@@ -62,6 +63,10 @@ class OptimizeOptions:
     never_worse: bool = True
     layout: str | None = None  # "nhwc": convert-layout runs first (channels-last interface)
     opset: int | None = None  # convert-opset{target=N} runs first
+    fix_dims: dict[str, Any] = field(default_factory=dict)  # see graphopt.fix_dims (e.g. {"batch": 1})
+    fold_size_limit: int | None = None  # bytes: fold any constant result up to this size (overrides
+    # fold-constants' never-larger trade, like onnxsim's --no-large-tensor and onnxslim's --size-threshold)
+    shape_inference: bool = True  # False: never run onnx shape inference (huge or inference-breaking models)
 
 
 @dataclass
@@ -76,6 +81,7 @@ class OptimizeResult:
     check_sessions: int = 0
     final_check: dict[str, Any] | None = None
     check_inputs: dict[str, Any] | None = None  # what the check inputs are and why (describe_inputs)
+    fixed_dims: dict[str, Any] = field(default_factory=dict)  # input name -> new shape (--fix-dims)
 
     def strict_problems(self) -> list[str]:
         """What ``--strict`` refuses: rollbacks (other than the never-worse rule's), weak or failed
@@ -156,7 +162,11 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         DEFAULT_REGISTRY.get(name)  # fail early, before any work, on an unknown name
     for step in pass_steps(steps):
         DEFAULT_REGISTRY.create(step.name, step.options)  # ... and on options a pass refuses
+    if opts.fold_size_limit is not None:
+        steps = _with_fold_size_limit(steps, opts.fold_size_limit)
     model = as_model(source)
+    model.shape_inference = opts.shape_inference
+    fixed = fix_dims(model, opts.fix_dims) if opts.fix_dims else None
     ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
     checker = _make_checker(model, opts) if opts.check != "off" else None
     original = clone_model(model) if opts.check == "final" else None
@@ -177,14 +187,28 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     if opts.opset is not None:
         _check_standard(model, opts.opset)
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
+    if fixed is not None:
+        result.fixed_dims = {name: list(shape) for name, shape in fixed.inputs.items()}
     if checker is not None:
         result.check_inputs = describe_inputs(checker.inputs)
     if checker is not None and opts.check == "final":
         assert original is not None
         _final_check(result, checker, original, opts, steps, progress)
+    if fixed is not None:
+        settle_output_types(result.model)
     result.ops_after = op_histogram(result.model)
     result.check_sessions = checker.sessions if checker is not None else 0
     return result
+
+
+def _with_fold_size_limit(steps: list[Any], limit: int) -> list[Any]:
+    """The pipeline with ``size_limit`` set on every fold-constants step that does not set its own."""
+    if limit < 0:
+        raise UsageError(f"the fold size limit must be at least 0 bytes, not {limit}")
+    for step in pass_steps(steps):
+        if step.name == "fold-constants" and "size_limit" not in step.options:
+            step.options["size_limit"] = str(limit)
+    return steps
 
 
 def _check_standard(model: Model, opset: int) -> None:

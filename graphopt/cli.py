@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
                      help="load passes from a .py file or module (repeatable)")
     opt.add_argument("--external-data", action="store_true",
-                     help="write weights to OUTPUT.data (automatic above ~1.8 GB)")
+                     help="write weights to OUTPUT.data (default: when the input keeps external data, "
+                          "or above ~1.8 GB)")
     opt.add_argument("--external-data-threshold", type=int, default=1024, metavar="BYTES",
                      help="tensors at least this large go to the data file (default 1024)")
     opt.add_argument("--report", metavar="FILE.json", help="write a JSON report")
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="make image-like inputs/outputs channels-last (runs convert-layout first)")
     opt.add_argument("--opset", type=int, metavar="N",
                      help="convert the default ONNX domain to opset N first (up or down, checked)")
+    opt.add_argument("--fix-dims", action="append", default=[], metavar="SPEC",
+                     help="fix input dims in the output model, then fold what they make static: "
+                          "NAME=D0,D1,... (an input's shape, ? keeps a dim), NAME:AXIS=N, or DIM=N (a dim "
+                          "name such as batch, wherever it is used); repeatable")
+    opt.add_argument("--fold-size-limit", type=int, metavar="BYTES",
+                     help="fold every constant result up to BYTES, even when the file grows (default: "
+                          "fold only what does not make the model larger)")
+    opt.add_argument("--skip-shape-inference", action="store_true",
+                     help="never run onnx shape inference (for models it breaks or takes long on); "
+                          "folding then knows only the shapes the file declares")
     opt.add_argument("--allow-worse", action="store_true",
                      help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
     opt.add_argument("--plan-memory", action="store_true",
@@ -132,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GraphoptError as exc:
         print(f"graphopt: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `graphopt list-passes | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("graphopt: interrupted; no output was written", file=sys.stderr)
         return 130
@@ -170,6 +185,7 @@ def _output_path(args: argparse.Namespace) -> str:
 def cmd_optimize(args: argparse.Namespace) -> int:
     """``graphopt optimize``."""
     from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions, optimize
+    from graphopt.fix_dims import parse_fix_dims
     from graphopt.report import check_inputs_text, format_bytes, json_report, op_table, pass_table, rule_table
 
     output = _output_path(args)
@@ -185,12 +201,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         disable=tuple(args.disable), **inputs,  # type: ignore[arg-type]
         plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
         dump_format=args.dump_format,
-        target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset)
+        target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset,
+        fix_dims=parse_fix_dims(args.fix_dims), fold_size_limit=args.fold_size_limit,
+        shape_inference=not args.skip_shape_inference)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
     _refuse_overwriting_data(args.input, output)
     result = optimize(args.input, options, progress=progress)
-    result.save(output, external_data=True if args.external_data else None,
+    result.save(output, external_data=True if args.external_data or _had_external_data(result.model) else None,
                 threshold=args.external_data_threshold)
     seconds = time.perf_counter() - start
     size_in, size_out = _size(args.input), _size(output)
@@ -222,6 +240,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print(f"graphopt: strict: {len(problems)} problem(s): {'; '.join(problems)}", file=sys.stderr)
         return EXIT_STRICT
     return 0
+
+
+def _had_external_data(model) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the input kept weights in external data: the output then keeps that layout."""
+    return any(v.const.is_external for g in model.graph.all_graphs() for v in g.consts)
 
 
 def _refuse_overwriting_data(input_path: str, output: str) -> None:
@@ -284,12 +307,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     ``optimize`` chooses them; tensors B shares by name with A are compared too. B may have the NHWC
     interface that ``--layout nhwc`` gave it (recorded in its metadata): it is fed and read in A's."""
     from graphopt.numerics.check import describe_inputs, prepare_check
+    from graphopt.numerics.interface import interface_difference
     from graphopt.numerics.user_inputs import build_request
     from graphopt.onnx_io import load_model
     from graphopt.report import check_inputs_text
 
     ref, cand = load_model(args.reference), load_model(args.candidate)
     given = _input_options(args)
+    problems, fixed_shapes = interface_difference(ref, cand)
+    if problems:
+        print(f"NOT equivalent: the interfaces differ: {'; '.join(problems)}")
+        return EXIT_MISMATCH
+    if not given["input_shapes"] and not given["inputs"]:
+        given["input_shapes"] = fixed_shapes  # check where the candidate is defined (fixed dims)
     request = build_request(ref, given["input_shapes"], given["inputs"], given["input_values"],  # type: ignore[arg-type]
                             given["input_ranges"])  # type: ignore[arg-type]
     checker = prepare_check(ref, request, seed=args.seed, iterations=args.check_iterations,
@@ -306,6 +336,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pass_options(cls: type) -> str:
+    """``name=default`` for each option field of a pass class (what ``pass{name=value}`` sets)."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cls):
+        return ""
+    shown = []
+    for f in dataclasses.fields(cls):
+        if f.name.startswith("_"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        shown.append(f"{f.name}={'' if default is None else default}")
+    return " ".join(shown)
+
+
 def cmd_list_passes(args: argparse.Namespace) -> int:
     """``graphopt list-passes``."""
     from graphopt.api import DEFAULT_PIPELINE
@@ -318,5 +364,8 @@ def cmd_list_passes(args: argparse.Namespace) -> int:
     for name, cls in passes.items():
         doc = (cls.__doc__ or "").strip().splitlines()
         print(f"{name:<{width}} {doc[0] if doc else ''}")
+        options = _pass_options(cls)
+        if options:
+            print(f"{'':<{width}}   options: {options}")
     print(f"\ndefault pipeline: {DEFAULT_PIPELINE}")
     return 0

@@ -19,6 +19,10 @@ class ModelLoadError(GraphoptError):
     exit_code = 2
 
 
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """The model file does not exist (also a FileNotFoundError, so ordinary ``except OSError`` works)."""
+
+
 class ExternalDataError(ModelLoadError):
     """A tensor's external data is missing, too short, or lies outside the model's folder."""
 

@@ -26,9 +26,11 @@ def infer_types(model: Model, input_shapes: dict[str, list[int]] | None = None) 
     """Inferred ``(dtype, shape)`` for every node output that inference could type; ``input_shapes``
     fixes the shapes of the inputs it names (the model itself keeps its declared shapes).
 
-    Returns an empty mapping when onnx's inference fails on the model (unknown opset, bad model...):
-    callers then simply have less to work with.
+    Returns an empty mapping when onnx's inference fails on the model (unknown opset, bad model...)
+    or the user turned it off (``model.shape_inference``): callers then simply have less to work with.
     """
+    if not model.shape_inference:
+        return {}
     proto, names = export_with_names(model, skeleton=True)
     for value_info in proto.graph.input:
         if input_shapes and value_info.name in input_shapes:

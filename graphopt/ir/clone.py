@@ -18,7 +18,8 @@ def clone_model(model: Model) -> Model:
                  domain=model.domain, model_version=model.model_version,
                  doc_string=model.doc_string, metadata_props=dict(model.metadata_props),
                  functions=list(model.functions), training_info=list(model.training_info),
-                 base_dir=model.base_dir, source_ops=dict(model.source_ops))
+                 base_dir=model.base_dir, source_ops=dict(model.source_ops),
+                 shape_inference=model.shape_inference)
 
 
 def _copy_value(old: Value, new: Value) -> Value:

@@ -30,6 +30,7 @@ class Model:
     base_dir: str | None = None  # folder against which external data was resolved
     source_ops: dict[str, int] = field(default_factory=dict)  # node count per op type in the file
     analysis_stamps: dict[str, Any] = field(default_factory=dict)  # analyses' "nothing new" markers
+    shape_inference: bool = True  # False: onnx shape inference is never run on this model (user's choice)
 
     @property
     def opset(self) -> int:

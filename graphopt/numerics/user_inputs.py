@@ -67,13 +67,14 @@ def parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
 def load_arrays(path: str) -> dict[str, Any]:
     """``--inputs FILE``: an .npz by input name (a sequence input as ``NAME[0]``, ``NAME[1]``...), or
     an .npy holding the single input of a one-input model (key ``""``)."""
+    kind = ".npy" if path.endswith(".npy") else ".npz"
+    _refuse_non_numpy(path, kind)
     try:
         if path.endswith(".npy"):
             return {"": np.load(path, allow_pickle=False)}
         with np.load(path, allow_pickle=False) as data:
             raw = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        kind = ".npy" if path.endswith(".npy") else ".npz"
         raise UsageError(f"--inputs {path}: cannot read as {kind} ({exc or type(exc).__name__})") from None
     arrays: dict[str, Any] = {}
     sequences: dict[str, dict[int, np.ndarray]] = {}
@@ -90,6 +91,23 @@ def load_arrays(path: str) -> dict[str, Any]:
                              f"without gaps, found {', '.join(f'{name}[{i}]' for i in sorted(items))}")
         arrays[name] = [items[i] for i in range(len(items))]
     return arrays
+
+
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def _refuse_non_numpy(path: str, kind: str) -> None:
+    """A file that is not numpy's format at all (a text file, an image...) says so in plain words."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return  # numpy's own error says why it cannot be read
+    if head.startswith(NPY_MAGIC) or head.startswith(ZIP_MAGIC):
+        return
+    what = "a text file" if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "not numpy data"
+    raise UsageError(f"--inputs {path}: {what}, not an {kind}; save the inputs with "
+                     "numpy.savez(PATH, NAME=array, ...) (an .npz by input name) or numpy.save for one input")
 
 
 def build_request(model: Any, shapes: dict[str, tuple[int, ...]] | None = None,

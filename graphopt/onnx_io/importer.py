@@ -13,7 +13,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto as A
 
-from graphopt.errors import ModelLoadError
+from graphopt.errors import ModelLoadError, ModelNotFoundError
+from graphopt.onnx_io.foreign import foreign_format
 from graphopt.ir.attributes import Attr
 from graphopt.ir.graph import Graph
 from graphopt.ir.model import Model
@@ -77,7 +78,7 @@ def _map(path: str) -> memoryview:
 def load_proto_checks(path: str) -> None:
     """Refuse a missing file, a directory or an empty file with a one-line reason."""
     if not os.path.exists(path):
-        raise ModelLoadError(f"{path}: no such file")
+        raise ModelNotFoundError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ModelLoadError(f"{path}: is a directory, expected an .onnx file")
     try:
@@ -86,6 +87,9 @@ def load_proto_checks(path: str) -> None:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
     if size == 0:
         raise ModelLoadError(f"{path}: file is empty")
+    foreign = foreign_format(path)
+    if foreign is not None:
+        raise ModelLoadError(f"{path}: {foreign}")
 
 
 def import_model(proto: onnx.ModelProto, base_dir: str | None = None, source: str = "<model>",

@@ -4,6 +4,7 @@ the ``@register_pass`` decorator and the ``graphopt.passes`` entry-point group."
 from __future__ import annotations
 
 import contextlib
+import difflib
 import dataclasses
 import importlib
 import importlib.util
@@ -97,6 +98,10 @@ class PassRegistry:
         self.load_entry_points()
         cls = self._passes.get(name)
         if cls is None:
+            close = difflib.get_close_matches(name, list(self._passes), n=1, cutoff=0.6)
+            if close:
+                raise UnknownPassError(f"unknown pass {name!r}; did you mean {close[0]!r}? "
+                                       "(see 'graphopt list-passes')")
             known = ", ".join(sorted(self._passes)) or "none"
             raise UnknownPassError(f"unknown pass {name!r} (known passes: {known}; "
                                    "see 'graphopt list-passes')")

@@ -51,7 +51,8 @@ class FoldConstants:
     A node folds when every input is a constant (or, for Shape and Size, when inference proves the
     shape static); an If whose condition is a constant is replaced by the branch it takes. Folding
     never makes the model larger: a result may take at most the bytes of the constants that die with
-    it plus ``growth_allowance`` bytes. Non-deterministic ops, other ops holding subgraphs, sequence
+    it plus ``growth_allowance`` bytes, unless ``size_limit`` is set: then any result of at most that
+    many bytes folds, whatever it adds (the user's ``--fold-size-limit``). Non-deterministic ops, other ops holding subgraphs, sequence
     ops and nodes of custom domains are never folded.
     """
 
@@ -60,6 +61,7 @@ class FoldConstants:
     max_output_bytes: int = 256 * 2**20
     shapes: bool = True
     region_bytes_per_node: int = BYTES_PER_NODE  # 0: constant sub-graphs never grow the model
+    size_limit: int = 0  # bytes; 0: the never-larger trade above decides
 
     def run(self, model: Model) -> PassResult:
         stats: Counter = Counter()
@@ -150,7 +152,8 @@ class FoldConstants:
         group = {node, *producers}
         dying = {v for member in group for v in member.inputs if v is not None and v.const is not None
                  and not v.is_graph_output and all(user in group for user, _ in v.iter_uses())}
-        budget = min(sum(v.const.nbytes for v in dying) + self.growth_allowance, self.max_output_bytes)
+        budget = self.size_limit or min(sum(v.const.nbytes for v in dying) + self.growth_allowance,
+                                        self.max_output_bytes)
         given: dict[Value, np.ndarray] = {}
         scratch: Counter = Counter()  # members were already counted when tried on their own
         for p in producers:
@@ -252,7 +255,10 @@ class FoldConstants:
         return elements * itemsize > max(self._budget(node), 1 << 20)
 
     def _budget(self, node: Node) -> int:
-        """Bytes a fold may create: what dies with the node, plus the allowance, capped."""
+        """Bytes a fold may create: what dies with the node, plus the allowance, capped (or the
+        user's size limit)."""
+        if self.size_limit:
+            return self.size_limit
         dying = {id(v): v for v in node.inputs
                  if v is not None and v.const is not None and not v.is_graph_output
                  and all(user is node for user, _ in v.iter_uses())}  # stops at another reader

@@ -87,9 +87,15 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         builtin_registry: PassRegistry, capsys: pytest.CaptureFixture[str]) -> None:
     """One line per built-in pass (names padded to the longest, at least 24, here
     eliminate-common-subexpressions' 31, then one space and the first docstring line), then the
-    default pipeline."""
+    default pipeline. A pass with options has them on the next line, indented, as name=default."""
     assert main(["list-passes"]) == 0
-    assert capsys.readouterr() == (
+    stdout, stderr = capsys.readouterr()
+    option_lines = [line.strip() for line in stdout.splitlines() if line.startswith(" ")]
+    assert "options: growth_allowance=64 max_output_bytes=268435456 shapes=True region_bytes_per_node=16384 " \
+           "size_limit=0" in option_lines
+    assert "options: target=0" in option_lines
+    summary = "".join(line + "\n" for line in stdout.splitlines() if not line.startswith(" "))
+    assert (summary, stderr) == (
         "convert-layout                  Make the model's image-like inputs and outputs channels-last "
         "(NHWC), in standard ONNX.\n"
         "convert-opset                   Convert the default ONNX domain to opset ``target``, up or down, "
@@ -141,7 +147,7 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    \"\"\"Changes nothing, on purpose.\"\"\"\n"
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
     assert [line.split()[0] for line in lines[:21]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
         "eliminate-dead-channels", "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm",

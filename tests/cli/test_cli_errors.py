@@ -45,7 +45,7 @@ CASES: dict[str, tuple[Setup, int, str]] = {
     "random_bytes": (_random_bytes, 2, "noise.onnx: not "),
     "truncated_model": (_truncated, 2, "truncated.onnx: not "),
     "unknown_pass": (_opt("--pipeline", "eliminate-dead-code,fold-constant"), 2,
-                     "unknown pass 'fold-constant' (known passes: "),
+                     "unknown pass 'fold-constant'; did you mean 'fold-constants'? "),
     "unknown_disabled_pass": (_opt("--disable", "nope"), 2, "unknown pass 'nope'"),
     "pipeline_syntax": (_opt("--pipeline", "fixpoint(fold-constants"), 2,
                         "pipeline 'fixpoint(fold-constants', column 24: expected ')' closing fixpoint("),

@@ -74,7 +74,8 @@ def test_private_fields_are_not_options() -> None:
     with pytest.raises(UsageError) as info:
         registry().create("fold-constants", {"_inferred": "1"})
     assert str(info.value) == ("pass 'fold-constants' has no option '_inferred' "
-                               "(options: growth_allowance, max_output_bytes, region_bytes_per_node, shapes)")
+                               "(options: growth_allowance, max_output_bytes, region_bytes_per_node, shapes, "
+                               "size_limit)")
 
 
 def test_options_to_a_pass_that_is_not_a_dataclass_are_a_usage_error() -> None:
@@ -86,8 +87,8 @@ def test_options_to_a_pass_that_is_not_a_dataclass_are_a_usage_error() -> None:
 def test_unknown_pass_lists_the_known_passes() -> None:
     """UnknownPassError names the pass, every known pass and the command that lists them."""
     with pytest.raises(UnknownPassError) as info:
-        registry(WithOptions).get("fold-constant")
-    assert str(info.value) == ("unknown pass 'fold-constant' (known passes: convert-layout, convert-opset, "
+        registry(WithOptions).get("squash-everything")
+    assert str(info.value) == ("unknown pass 'squash-everything' (known passes: convert-layout, convert-opset, "
                                "eliminate-common-subexpressions, eliminate-dead-channels, "
                                "eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "
@@ -98,6 +99,13 @@ def test_unknown_pass_lists_the_known_passes() -> None:
                                "prune-failing-branches, simplify-chains, topological-sort, with-options; "
                                "see 'graphopt list-passes')")
     assert isinstance(info.value, UsageError)
+
+
+def test_a_misspelled_pass_name_offers_the_closest_one() -> None:
+    with pytest.raises(UnknownPassError) as info:
+        registry(WithOptions).get("fold-constant")
+    assert str(info.value) == "unknown pass 'fold-constant'; did you mean 'fold-constants'? " \
+                              "(see 'graphopt list-passes')"
 
 
 def test_register_refuses_a_class_without_a_name() -> None:
