@@ -208,7 +208,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     _refuse_overwriting_data(args.input, output)
     result = optimize(args.input, options, progress=progress)
-    result.save(output, external_data=True if args.external_data or _had_external_data(result.model) else None,
+    external = args.external_data or _had_external_data(result.model)
+    result.save(output, external_data=True if external else None,
                 threshold=args.external_data_threshold)
     seconds = time.perf_counter() - start
     size_in, size_out = _size(args.input), _size(output)

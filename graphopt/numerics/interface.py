@@ -76,7 +76,8 @@ def interface_difference(reference: Model, candidate: Model) -> tuple[list[str],
     ref_inputs = {v.name: v for v in reference.graph.inputs if v.const is None}
     cand_inputs = {v.name: v for v in candidate.graph.inputs if v.const is None}
     problems = [f"input {name!r} only in the {side}" for side, only in
-                (("reference", set(ref_inputs) - set(cand_inputs)), ("candidate", set(cand_inputs) - set(ref_inputs)))
+                (("reference", set(ref_inputs) - set(cand_inputs)),
+                 ("candidate", set(cand_inputs) - set(ref_inputs)))
                 for name in sorted(only)]
     shapes: dict[str, tuple[int, ...]] = {}
     for name in sorted(set(ref_inputs) & set(cand_inputs)):

@@ -8,7 +8,8 @@ import zipfile
 
 EXPORT_HINTS = {
     "pytorch": "this is a PyTorch file, export it to ONNX first (torch.onnx.export)",
-    "tflite": "this is a TensorFlow Lite model; convert it to ONNX first (python -m tf2onnx.convert --tflite)",
+    "tflite": "this is a TensorFlow Lite model; convert it to ONNX first "
+              "(python -m tf2onnx.convert --tflite)",
     "keras": "this is a Keras/HDF5 model; convert it to ONNX first (tf2onnx.convert.from_keras)",
     "paddle": "this is a Paddle model; convert it to ONNX first (paddle2onnx)",
     "safetensors": "this is a safetensors weight file, not a model graph; export the model to ONNX first "

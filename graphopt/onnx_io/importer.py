@@ -14,7 +14,6 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto as A
 
 from graphopt.errors import ModelLoadError, ModelNotFoundError
-from graphopt.onnx_io.foreign import foreign_format
 from graphopt.ir.attributes import Attr
 from graphopt.ir.graph import Graph
 from graphopt.ir.model import Model
@@ -22,6 +21,7 @@ from graphopt.ir.node import Node
 from graphopt.ir.ops import is_standard_domain
 from graphopt.ir.tensor import Tensor
 from graphopt.ir.value import Value
+from graphopt.onnx_io.foreign import foreign_format
 from graphopt.onnx_io.types import read_type
 from graphopt.onnx_io.wire import RawTensor, WireError, split_model
 

@@ -4,8 +4,8 @@ the ``@register_pass`` decorator and the ``graphopt.passes`` entry-point group."
 from __future__ import annotations
 
 import contextlib
-import difflib
 import dataclasses
+import difflib
 import importlib
 import importlib.util
 import logging

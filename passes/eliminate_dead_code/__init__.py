@@ -34,7 +34,8 @@ class EliminateDeadCode:
     No-op nodes (Identity, Dropout at inference, Cast to the same type, identity Transpose/Reshape/
     Pad/Expand/Slice, single-input Concat/Sum/..., neutral elements x+0, x-0, x*1, x/1, x**1 whose
     constant cannot broadcast x larger) are bypassed. Optional inputs that equal their default (a zero
-    initial state of LSTM/GRU/RNN, a zero Pad value, an infinite Clip bound) are omitted. When a no-op's output is a graph
+    initial state of LSTM/GRU/RNN, a zero Pad value, an infinite Clip bound) are omitted. When a
+    no-op's output is a graph
     output that its input cannot take over (a graph input, another output, an outer-scope value),
     it becomes an Identity instead, so the interface keeps its names. Nodes of custom domains are
     never removed: graphopt cannot know they are free of side effects.

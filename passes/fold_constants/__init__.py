@@ -52,7 +52,8 @@ class FoldConstants:
     shape static); an If whose condition is a constant is replaced by the branch it takes. Folding
     never makes the model larger: a result may take at most the bytes of the constants that die with
     it plus ``growth_allowance`` bytes, unless ``size_limit`` is set: then any result of at most that
-    many bytes folds, whatever it adds (the user's ``--fold-size-limit``). Non-deterministic ops, other ops holding subgraphs, sequence
+    many bytes folds, whatever it adds (the user's ``--fold-size-limit``). Non-deterministic ops,
+    other ops holding subgraphs, sequence
     ops and nodes of custom domains are never folded.
     """
 

@@ -91,7 +91,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
     assert main(["list-passes"]) == 0
     stdout, stderr = capsys.readouterr()
     option_lines = [line.strip() for line in stdout.splitlines() if line.startswith(" ")]
-    assert "options: growth_allowance=64 max_output_bytes=268435456 shapes=True region_bytes_per_node=16384 " \
+    assert "options: growth_allowance=64 max_output_bytes=268435456 shapes=True " \
+           "region_bytes_per_node=16384 " \
            "size_limit=0" in option_lines
     assert "options: target=0" in option_lines
     summary = "".join(line + "\n" for line in stdout.splitlines() if not line.startswith(" "))

@@ -97,7 +97,8 @@ def test_placeholder_names_are_not_shared(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("batchh=1", "--fix-dims batchh: no input or dim of that name; did you mean 'batch'?"),
-    ("x:1=4", "--fix-dims x:1=4: that dim is 3 in the model (x [batch,3,h,w]); only dynamic dims can be fixed"),
+    ("x:1=4", "--fix-dims x:1=4: that dim is 3 in the model (x [batch,3,h,w]); "
+              "only dynamic dims can be fixed"),
     ("x:4=1", "--fix-dims x:4: axis 4 is out of range for 4 dims"),
     ("x=1,3,4", "--fix-dims x: the input has 4 dims ([batch,3,h,w]), 3 given"),
     ("batch=0", "--fix-dims batch: sizes must be at least 1, not 0"),

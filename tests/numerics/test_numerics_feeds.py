@@ -148,6 +148,7 @@ def test_load_arrays_of_a_bad_file_is_a_usage_error(tmp_path: Path) -> None:
     """A file that is not an .npz is reported, not a traceback."""
     path = tmp_path / "bad.npz"
     path.write_bytes(b"not a zip")
-    with pytest.raises(UsageError, match=r"^--inputs .*bad\.npz: a text file, not an \.npz; save the inputs with "
+    with pytest.raises(UsageError, match=r"^--inputs .*bad\.npz: a text file, not an \.npz; "
+                                         r"save the inputs with "
                                          r"numpy\.savez"):
         load_arrays(str(path))

@@ -88,7 +88,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     """UnknownPassError names the pass, every known pass and the command that lists them."""
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("squash-everything")
-    assert str(info.value) == ("unknown pass 'squash-everything' (known passes: convert-layout, convert-opset, "
+    assert str(info.value) == ("unknown pass 'squash-everything' (known passes: convert-layout, "
+                               "convert-opset, "
                                "eliminate-common-subexpressions, eliminate-dead-channels, "
                                "eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "

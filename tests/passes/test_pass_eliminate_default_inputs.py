@@ -93,14 +93,16 @@ def test_a_nonzero_pad_value_and_a_finite_clip_bound_stay() -> None:
 
 def test_zero_state_of_onnxruntime_dynamic_quantize_lstm_is_omitted() -> None:
     """The int8 LSTM of onnxruntime's dynamic quantization shares LSTM's optional inputs."""
-    quant = np.random.default_rng(5).integers(-100, 100, size=(1, FEATURES + HIDDEN, 4 * HIDDEN)).astype(np.int8)
+    size = (1, FEATURES + HIDDEN, 4 * HIDDEN)
+    quant = np.random.default_rng(5).integers(-100, 100, size=size).astype(np.int8)
     nodes = [
         h.make_node("ConstantOfShape", ["state_shape"], ["zeros"]),
         h.make_node("DynamicQuantizeLSTM", ["x", "w", "r", "b", "", "zeros", "zeros", "", "w_scale", "w_zp",
                                             "r_scale", "r_zp"], ["y"], domain="com.microsoft",
                     hidden_size=HIDDEN),
     ]
-    inits = [array("w", quant[:, :FEATURES]), array("r", quant[:, FEATURES:]), array("b", randn(1, 8 * HIDDEN)),
+    inits = [array("w", quant[:, :FEATURES]), array("r", quant[:, FEATURES:]),
+             array("b", randn(1, 8 * HIDDEN)),
              ints("state_shape", [1, 1, HIDDEN]), array("w_scale", np.array([0.01], np.float32)),
              array("w_zp", np.zeros(1, np.int8)), array("r_scale", np.array([0.02], np.float32)),
              array("r_zp", np.zeros(1, np.int8))]
