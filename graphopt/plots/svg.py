@@ -15,20 +15,22 @@ _UNITS = (("GB", 1024 ** 3), ("MB", MB), ("KB", 1024), ("B", 1))
 
 
 def ticks(top: float, count: int = 5, integer: bool = False) -> tuple[list[float], int]:
-    """Tick values 0, s, 2s, ... up to ``top`` for a round step s (1, 2 or 5 times a power of ten,
-    about ``count`` of them), and the decimals that print every one exactly. ``integer`` keeps s >= 1."""
+    """Tick values 0, s, 2s, ... up to ``top`` for a round step s (1, 2, 2.5 or 5 times a power of ten,
+    at most about ``count`` steps), and the decimals that print every one exactly. ``integer`` keeps s a
+    whole number."""
     if top <= 0:
         return [0.0], 0
     raw = top / count
     power = math.floor(math.log10(raw))
     if integer:
         power = max(power, 0)
-    mantissa = next((m for m in (1, 2, 5, 10) if m * 10.0 ** power >= raw), 10)
+    choices = (1, 2, 5, 10) if integer and power == 0 else (1, 2, 2.5, 5, 10)
+    mantissa = next(m for m in choices if m * 10.0 ** power >= raw)
     if mantissa == 10:
         mantissa, power = 1, power + 1
     step = mantissa * 10.0 ** power
     values = [i * step for i in range(int(top / step + 1e-9) + 1)]
-    return values, max(0, -power)
+    return values, max(0, (1 if mantissa == 2.5 else 0) - power)
 
 
 def unit_of(largest: float) -> tuple[str, int]:
@@ -79,13 +81,14 @@ def y_ticks(values: list[float], labels: list[str], left: float, right: float, t
     return parts
 
 
-def legend(x: float, y: float, entries: list[tuple[str, str]], row: float = 18) -> list[str]:
-    """A ``<g id="legend">`` of entries (style, label), one per row from (x, y). A style starting with
-    ``line:`` draws a line segment in that stroke (``line:red 4 3`` is red, dashed 4 on 3 off);
-    any other style is a fill colour for a square swatch."""
+def legend(x: float, y: float, entries: list[tuple[str, str]], row: float = 18,
+           across: bool = False) -> list[str]:
+    """A ``<g id="legend">`` of entries (style, label), one per row from (x, y), or side by side when
+    ``across``. A style starting with ``line:`` draws a line segment in that stroke (``line:red 4 3``
+    is red, dashed 4 on 3 off); any other style is a fill colour for a square swatch."""
     parts = ['<g id="legend">']
-    for i, (style, label) in enumerate(entries):
-        top = y + i * row
+    top = y
+    for style, label in entries:
         if style.startswith("line:"):
             colour, *dash = style[5:].split()
             dashes = f' stroke-dasharray="{" ".join(dash)}"' if dash else ""
@@ -95,6 +98,10 @@ def legend(x: float, y: float, entries: list[tuple[str, str]], row: float = 18) 
             parts.append(f'<rect x="{f2(x)}" y="{f2(top)}" width="12" height="12" fill="{style}" '
                          'stroke="#333" stroke-width="0.5"/>')
         parts.append(text(x + 20, top + 10, label, **{"class": "legend-label"}))
+        if across:
+            x += 34 + 6.5 * len(label)  # about a sans-serif 12px character, and a gap
+        else:
+            top += row
     parts.append("</g>")
     return parts
 
