@@ -52,8 +52,9 @@ def _bars(records: Sequence[PassRecord], nodes_before: int) -> list[_Bar]:
         if r.status not in ("changed", "rolled-back"):
             continue
         where = f" (round {r.round})" if r.round else ""
+        # no time in the tip: two runs of the same model must write the same bytes
         tip = (f"{r.step or r.name}{where}: {r.status}, nodes {r.nodes_before} -> {r.nodes_after}, weights "
-               f"{human_bytes(r.bytes_before)} -> {human_bytes(r.bytes_after)}, {r.seconds * 1000:.0f} ms")
+               f"{human_bytes(r.bytes_before)} -> {human_bytes(r.bytes_after)}")
         if r.failure:
             tip += f"; {r.failure}"
         bars.append(_Bar(r.name, r.nodes_after, r.bytes_after, r.status, r.round, tip))
