@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--external-data-threshold", type=int, default=1024, metavar="BYTES",
                      help="tensors at least this large go to the data file (default 1024)")
     opt.add_argument("--report", metavar="FILE.json", help="write a JSON report")
+    opt.add_argument("--plot", metavar="FILE.svg", help="write an SVG chart of the node count after each "
+                     "pass that changed the model (rolled-back passes and fixed-point rounds marked)")
     opt.add_argument("--dump-ir", metavar="DIR", help="save the model after each changing pass (and the "
                      "model a failing pass left, as NNN-pass.FAILED.*)")
     opt.add_argument("--dump-format", choices=("onnx", "text", "both"), default="onnx",
@@ -189,6 +191,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from graphopt.report import check_inputs_text, format_bytes, json_report, op_table, pass_table, rule_table
 
     output = _output_path(args)
+    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
+        raise UsageError(f"--plot folder {os.path.dirname(os.path.abspath(args.plot))} does not exist")
     if args.strict and args.check == "off":
         raise UsageError("--strict needs numeric checks; drop --check off or --strict")
     pipeline = args.pipeline or DEFAULT_PIPELINE
@@ -237,6 +241,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         write_text_atomic(args.report, json_report(result, {
             "input": args.input, "output": output, "size_before": size_in, "size_after": size_out,
             "seconds": seconds, **({"strict_problems": problems} if args.strict else {})}))
+    if args.plot:
+        from graphopt.plots.reduction import reduction_svg
+
+        write_text_atomic(args.plot, reduction_svg(result.report.records, sum(result.ops_before.values()),
+                                                   title=os.path.basename(args.input)))
     if problems:
         print(f"graphopt: strict: {len(problems)} problem(s): {'; '.join(problems)}", file=sys.stderr)
         return EXIT_STRICT

@@ -38,6 +38,7 @@ class PassRecord:
     history: list[str] = field(default_factory=list)  # passes that changed the model before this one
     rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule, for passes built on rules
     warnings: list[str] = field(default_factory=list)  # problems the pass recovered from (PassResult)
+    round: int = 0  # iteration of the innermost fixed point this run is part of (from 1); 0 outside one
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON reports."""
@@ -78,6 +79,7 @@ class _RunState:
     idle_at: dict[str, int] = field(default_factory=dict)  # pass text -> generation it found idle
     measured: tuple[int, int, int] = (-1, 0, 0)  # (generation, nodes, bytes)
     snapshot: tuple[int, Model] | None = None  # (generation, copy): still exact while nothing changed
+    round: int = 0  # iteration of the innermost running fixed point, copied into each record
 
 
 @dataclass
@@ -125,13 +127,15 @@ class PassManager:
         guard = self.never_worse and self.on_failure == "rollback"
         start = (*self._measure(model, state), clone_model(model)) if guard else None
         first_record = len(report.records)
-        any_change = False
-        for _ in range(step.max_iterations):
+        any_change, outer_round = False, state.round
+        for iteration in range(step.max_iterations):
+            state.round = iteration + 1
             if not self._run_steps(step.steps, model, report, history, state):
                 break
             any_change = True
         else:
             report.warnings.append(f"{step} did not converge within {step.max_iterations} iterations")
+        state.round = outer_round
         if start is not None and any_change:
             nodes, weights = self._measure(model, state)
             if worse(start[0], start[1], nodes, weights, slack=0) \
@@ -154,7 +158,7 @@ class PassManager:
         key = str(step)
         if state.idle_at.get(key) == state.generation:
             return False
-        record = PassRecord(step.name, key, history=list(history))
+        record = PassRecord(step.name, key, history=list(history), round=state.round)
         report.records.append(record)
         if step.name in self.disabled:
             record.status = "disabled"

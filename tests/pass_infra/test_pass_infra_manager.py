@@ -65,6 +65,19 @@ def test_fixpoint_repeats_until_an_iteration_changes_nothing() -> None:
     assert op_types(model) == ["Relu", "Mul"]
 
 
+def test_records_number_the_rounds_of_the_innermost_fixpoint_and_zero_outside() -> None:
+    """The round a run belongs to is what a chart of the run separates; a pass after the fixed point,
+    and one in a second fixed point, do not inherit the first one's count."""
+    model = import_model(messy_model())
+    text = "topological-sort,fixpoint(eliminate-dead-code,fold-constants),fixpoint(topological-sort)"
+    report = _manager(text).run(model)
+    assert [(r.name, r.status, r.round) for r in report.records] == [
+        ("topological-sort", "unchanged", 0),
+        ("eliminate-dead-code", "changed", 1), ("fold-constants", "changed", 1),
+        ("eliminate-dead-code", "unchanged", 2), ("fold-constants", "unchanged", 2),
+        ("topological-sort", "unchanged", 1)]
+
+
 def test_pass_with_nothing_to_do_is_skipped_until_the_model_changes() -> None:
     """topological-sort twice in a row runs once; after a change it runs again."""
     model = import_model(messy_model())
@@ -166,7 +179,7 @@ def test_record_as_dict_has_every_field_for_json() -> None:
     assert record.as_dict() == {"name": "p", "step": "", "status": "changed", "seconds": 0.0,
                                 "nodes_before": 0, "nodes_after": 0, "bytes_before": 0, "bytes_after": 0,
                                 "stats": {"n": 1}, "failure": None, "cause": None, "checks": {},
-                                "history": [], "rules": {}, "warnings": []}
+                                "history": [], "rules": {}, "warnings": [], "round": 0}
 
 
 def test_snapshot_is_reused_while_no_pass_changed_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
