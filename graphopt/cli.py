@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Sequence
 
+from graphopt.cli_extract import add_extract_parser, cmd_extract
 from graphopt.cli_plan import add_plan_parser, cmd_plan, pipeline_text
 from graphopt.errors import GraphoptError, UsageError
 from graphopt.onnx_io.save import write_text_atomic
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--seed", type=int, default=0, help="seed of the generated check inputs")
     _add_input_flags(chk)
     add_plan_parser(sub)
+    add_extract_parser(sub)
     lst = sub.add_parser("list-passes", help="list the registered passes")
     lst.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE")
     return parser
@@ -128,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "plan":
             return cmd_plan(args)
+        if args.command == "extract":
+            return cmd_extract(args)
         return cmd_list_passes(args)
     except GraphoptError as exc:
         print(f"graphopt: error: {exc}", file=sys.stderr)
