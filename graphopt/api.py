@@ -62,6 +62,7 @@ class OptimizeOptions:
     never_worse: bool = True
     layout: str | None = None  # "nhwc": convert-layout runs first (channels-last interface)
     opset: int | None = None  # convert-opset{target=N} runs first
+    outputs: tuple[str, ...] | None = None  # keep only these graph outputs (any tensor), before the checks
 
 
 @dataclass
@@ -157,6 +158,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     for step in pass_steps(steps):
         DEFAULT_REGISTRY.create(step.name, step.options)  # ... and on options a pass refuses
     model = as_model(source)
+    if opts.outputs is not None:
+        _select_outputs(model, opts)
     ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
     checker = _make_checker(model, opts) if opts.check != "off" else None
     original = clone_model(model) if opts.check == "final" else None
@@ -205,6 +208,16 @@ def _check_standard(model: Model, opset: int) -> None:
     except onnx.checker.ValidationError as exc:
         raise PassFailedError(f"the model converted to opset {opset} fails onnx.checker: "
                               f"{str(exc).splitlines()[0]}") from None
+
+
+def _select_outputs(model: Model, opts: OptimizeOptions) -> None:
+    """``--outputs`` before the checker sees the model, so every check compares those outputs."""
+    from graphopt.extract import set_outputs
+    from graphopt.numerics.feeds import make_feeds
+
+    feeds = (lambda: make_feeds(model, seed=opts.seed, shapes=opts.input_shapes, given=opts.inputs)) \
+        if opts.check != "off" else None
+    set_outputs(model, opts.outputs or (), feeds)
 
 
 def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Sequence
 
-from graphopt.cli_extract import add_extract_parser, cmd_extract
+from graphopt.cli_extract import add_extract_parser, cmd_extract, split_names
 from graphopt.cli_plan import add_plan_parser, cmd_plan, pipeline_text
 from graphopt.errors import GraphoptError, UsageError
 from graphopt.onnx_io.save import write_text_atomic
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="convert the default ONNX domain to opset N first (up or down, checked)")
     opt.add_argument("--allow-worse", action="store_true",
                      help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
+    opt.add_argument("--outputs", metavar="NAME[,NAME...]",
+                     help="keep only these graph outputs (any tensor; an intermediate becomes an output)")
     opt.add_argument("--plan-memory", action="store_true",
                      help="end with plan-memory: planned node order, plan in metadata_props (see 'plan')")
     opt.add_argument("--stats", action="store_true",
@@ -189,7 +191,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         disable=tuple(args.disable), **inputs,  # type: ignore[arg-type]
         plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
         dump_format=args.dump_format,
-        target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset)
+        target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset,
+        outputs=tuple(split_names(args.outputs)) if args.outputs is not None else None)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
     _refuse_overwriting_data(args.input, output)
