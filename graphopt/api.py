@@ -63,6 +63,7 @@ class OptimizeOptions:
     layout: str | None = None  # "nhwc": convert-layout runs first (channels-last interface)
     opset: int | None = None  # convert-opset{target=N} runs first
     outputs: tuple[str, ...] | None = None  # keep only these graph outputs (any tensor), before the checks
+    inline_functions: bool = False  # inline-functions runs first (model-local functions inlined)
 
 
 @dataclass
@@ -150,6 +151,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         steps = parse_pipeline(f"convert-layout{{layout={opts.layout}}},{format_pipeline(steps)}")
     if opts.opset is not None:
         steps = parse_pipeline(f"convert-opset{{target={opts.opset}}},{format_pipeline(steps)}")
+    if opts.inline_functions and "inline-functions" not in pass_names(steps):
+        steps = parse_pipeline(f"inline-functions,{format_pipeline(steps)}")
     extra = TARGETS[opts.target]
     if extra and extra not in pass_names(steps):
         steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")
@@ -179,6 +182,9 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         raise PassFailedError(f"conversion to opset {opts.opset} failed its check: {failure}")
     if opts.opset is not None:
         _check_standard(model, opts.opset)
+    if opts.inline_functions and model.functions:  # asked for, not delivered: no output
+        failure = next((r.failure for r in report.rolled_back if r.name == "inline-functions"), "skipped")
+        raise PassFailedError(f"inlining the model-local functions failed: {failure}")
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
     if checker is not None:
         result.check_inputs = describe_inputs(checker.inputs)

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
     opt.add_argument("--outputs", metavar="NAME[,NAME...]",
                      help="keep only these graph outputs (any tensor; an intermediate becomes an output)")
+    opt.add_argument("--inline-functions", action="store_true",
+                     help="inline model-local functions first (runs inline-functions, checked)")
     opt.add_argument("--plan-memory", action="store_true",
                      help="end with plan-memory: planned node order, plan in metadata_props (see 'plan')")
     opt.add_argument("--stats", action="store_true",
@@ -192,7 +194,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
         dump_format=args.dump_format,
         target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset,
-        outputs=tuple(split_names(args.outputs)) if args.outputs is not None else None)
+        outputs=tuple(split_names(args.outputs)) if args.outputs is not None else None,
+        inline_functions=args.inline_functions)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
     _refuse_overwriting_data(args.input, output)

@@ -27,8 +27,10 @@ def cut_model() -> onnx.ModelProto:
                              [h.make_tensor_value_info("t", T.FLOAT, [2, 3])])
     else_body = h.make_graph([h.make_node("Identity", ["b"], ["e"])], "else", [],
                              [h.make_tensor_value_info("e", T.FLOAT, [2, 3])])
-    nodes = [h.make_node("Relu", ["X"], ["a"], name="relu"), h.make_node("Mul", ["a", "W"], ["b"], name="mul"),
-             h.make_node("Add", ["b", "X"], ["c"], name="add"), h.make_node("Sigmoid", ["c"], ["Z"], name="sig"),
+    nodes = [h.make_node("Relu", ["X"], ["a"], name="relu"),
+             h.make_node("Mul", ["a", "W"], ["b"], name="mul"),
+             h.make_node("Add", ["b", "X"], ["c"], name="add"),
+             h.make_node("Sigmoid", ["c"], ["Z"], name="sig"),
              h.make_node("ReduceSum", ["c"], ["s"], name="sum", keepdims=0),
              h.make_node("Greater", ["s", "zero"], ["cond"], name="gt"),
              h.make_node("If", ["cond"], ["Y"], name="if", then_branch=then_body, else_branch=else_body)]
@@ -101,7 +103,8 @@ def test_extract_counts_a_kept_bodys_outer_reads_as_needed(
     the cut is open at ``a``, read by the If."""
     out = model_path.with_name("sub.onnx")
     assert main(["extract", str(model_path), "--inputs", "b,X", "--outputs", "Y", "-o", str(out)]) == 0
-    assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["Relu", "Add", "ReduceSum", "Greater", "If"]
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops == ["Relu", "Add", "ReduceSum", "Greater", "If"]
     capsys.readouterr()
     out.unlink()
     assert main(["extract", str(model_path), "--inputs", "b,c", "--outputs", "Y", "-o", str(out)]) == 2
@@ -118,8 +121,8 @@ def test_extract_refuses_an_open_cut_naming_the_nearest_missing_tensor(
     out = model_path.with_name("sub.onnx")
     assert main(["extract", str(model_path), "--inputs", "b", "--outputs", "Z", "-o", str(out)]) == 2
     assert capsys.readouterr().err == (
-        "graphopt: error: the cut is open: tensor 'X' (read by Add node 'add') is needed but neither produced "
-        "inside the cut, a weight, nor in --inputs; add it to --inputs (--inputs b,X)\n")
+        "graphopt: error: the cut is open: tensor 'X' (read by Add node 'add') is needed but neither "
+        "produced inside the cut, a weight, nor in --inputs; add it to --inputs (--inputs b,X)\n")
     assert not out.exists() and model_path.read_bytes() == before
 
 

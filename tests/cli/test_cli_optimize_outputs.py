@@ -29,7 +29,8 @@ def test_outputs_keeps_an_intermediate_and_the_pipeline_drops_the_rest(
         model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = model_path.read_bytes()
     out, report = model_path.with_name("o.onnx"), model_path.with_name("r.json")
-    assert main(["optimize", str(model_path), "--outputs", "b,Z", "-o", str(out), "--report", str(report)]) == 0
+    assert main(["optimize", str(model_path), "--outputs", "b,Z", "-o", str(out),
+                 "--report", str(report)]) == 0
     capsys.readouterr()
     written = onnx.load(str(out))
     assert [o.name for o in written.graph.output] == ["b", "Z"]
@@ -49,7 +50,8 @@ def test_outputs_refuses_an_unknown_name_listing_close_ones(
         model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = model_path.with_name("o.onnx")
     assert main(["optimize", str(model_path), "--outputs", "Z,Yy", "-o", str(out)]) == 2
-    assert capsys.readouterr().err == "graphopt: error: --outputs: the model has no tensor 'Yy'; close names: Y\n"
+    assert capsys.readouterr().err == \
+        "graphopt: error: --outputs: the model has no tensor 'Yy'; close names: Y\n"
     assert main(["optimize", str(model_path), "--outputs", "Z,Z", "-o", str(out)]) == 2
     assert capsys.readouterr().err == "graphopt: error: --outputs: tensor 'Z' is named twice\n"
     assert not out.exists()
