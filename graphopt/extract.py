@@ -65,25 +65,33 @@ def _unknown_message(model: Model, name: str, flag: str, known: dict[str, Value]
     return f"{flag}: the model has no tensor {name!r} (nothing close; its outputs are {outputs})"
 
 
-def has_type(value: Value) -> bool:
-    """True when export can write a type for ``value`` (known, declared, or a non-tensor type)."""
-    return value.type_proto is not None or bool(value.dtype) or bool(value.declared and value.declared[0])
+def has_type(value: Value, rank: bool = False) -> bool:
+    """True when export can write a type for ``value`` (known, declared, or a non-tensor type); with
+    ``rank``, a shape too (onnx.checker requires one on a graph input)."""
+    if value.type_proto is not None:
+        return True
+    declared_dtype, declared_shape = value.declared or (None, None)
+    return bool(value.dtype or declared_dtype) and (not rank or value.shape is not None
+                                                     or declared_shape is not None)
 
 
 def ensure_types(model: Model, values: Sequence[Value], flag: str,
-                 observed: dict[Value, Any] | None = None) -> None:
-    """Give ``values`` a type: declared or inferred (onnx shape inference), else the dtype and rank
-    of what a run produced (``observed``); refuse naming the values still untyped."""
-    if all(has_type(v) for v in values):
+                 observed: dict[Value, Any] | None = None, rank: bool = False) -> None:
+    """Give ``values`` a type (with ``rank``, a shape too): declared or inferred (onnx shape
+    inference), else the dtype and rank of what a run produced (``observed``); refuse naming the
+    values still untyped."""
+    if all(has_type(v, rank) for v in values):
         return
     from graphopt.analyses.shapes import refresh_types  # the analyses sit above the IR
 
     refresh_types(model)
     for value in values:
         array = (observed or {}).get(value)
-        if not has_type(value) and hasattr(array, "dtype"):
-            value.dtype, value.shape = onnx_dtype(array.dtype), (None,) * array.ndim
-    missing = [v.name for v in values if not has_type(v)]
+        if not has_type(value, rank) and hasattr(array, "dtype"):
+            value.dtype = value.dtype or onnx_dtype(array.dtype)
+            if value.shape is None:
+                value.shape = (None,) * array.ndim
+    missing = [v.name for v in values if not has_type(v, rank)]
     if missing:
         how = "" if observed is not None else " or let a run tell it (drop --check off / --no-check)"
         raise UnknownTypeError(f"{flag}: the type of {', '.join(map(repr, missing[:SHOWN]))} is unknown: "
@@ -237,7 +245,7 @@ def extract(model: Model, input_names: Sequence[str], output_names: Sequence[str
     """
     cut = plan_cut(model, input_names, output_names)
     observed = _observe(model, [*cut.inputs, *cut.outputs], seed, shapes) if check else None
-    ensure_types(model, cut.inputs, "--inputs", observed)
+    ensure_types(model, cut.inputs, "--inputs", observed, rank=True)
     ensure_types(model, cut.outputs, "--outputs", observed)
     removed = apply_cut(model, cut)
     from graphopt.ir.verify import verify

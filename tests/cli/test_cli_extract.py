@@ -178,3 +178,20 @@ def test_python_dash_m_graphopt_extract(model_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "graphopt", "extract", str(model_path), "--inputs", "b",
                            "--outputs", "Z", "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "tensor 'X' (read by Add node 'add')" in proc.stderr
+
+
+def test_a_new_input_typed_without_a_shape_takes_the_rank_of_the_run() -> None:
+    """Inference may give a dtype but no shape (ppocr-rec's transpose_43.tmp_0); onnx.checker needs a
+    shape on a graph input, so the rank comes from the run (dims unknown), and without a run it is
+    refused."""
+    from graphopt import Value, import_model
+    from graphopt.errors import UnknownTypeError
+    from graphopt.extract import ensure_types
+
+    model = import_model(cut_model())
+    value = Value("v", dtype=T.FLOAT)
+    ensure_types(model, [value], "--outputs")  # an output needs only its dtype
+    with pytest.raises(UnknownTypeError, match="the type of 'v' is unknown"):
+        ensure_types(model, [value], "--inputs", rank=True)
+    ensure_types(model, [value], "--inputs", {value: np.zeros((2, 5, 1), np.float32)}, rank=True)
+    assert (value.dtype, value.shape) == (T.FLOAT, (None, None, None))
