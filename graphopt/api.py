@@ -67,6 +67,8 @@ class OptimizeOptions:
     fold_size_limit: int | None = None  # bytes: fold any constant result up to this size (overrides
     # fold-constants' never-larger trade, like onnxsim's --no-large-tensor and onnxslim's --size-threshold)
     shape_inference: bool = True  # False: never run onnx shape inference (huge or inference-breaking models)
+    outputs: tuple[str, ...] | None = None  # keep only these graph outputs (any tensor), before the checks
+    inline_functions: bool = False  # inline-functions runs first (model-local functions inlined)
 
 
 @dataclass
@@ -155,6 +157,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         steps = parse_pipeline(f"convert-layout{{layout={opts.layout}}},{format_pipeline(steps)}")
     if opts.opset is not None:
         steps = parse_pipeline(f"convert-opset{{target={opts.opset}}},{format_pipeline(steps)}")
+    if opts.inline_functions and "inline-functions" not in pass_names(steps):
+        steps = parse_pipeline(f"inline-functions,{format_pipeline(steps)}")
     extra = TARGETS[opts.target]
     if extra and extra not in pass_names(steps):
         steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")
@@ -167,6 +171,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     model = as_model(source)
     model.shape_inference = opts.shape_inference
     fixed = fix_dims(model, opts.fix_dims) if opts.fix_dims else None
+    if opts.outputs is not None:
+        _select_outputs(model, opts)
     ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
     checker = _make_checker(model, opts) if opts.check != "off" else None
     original = clone_model(model) if opts.check == "final" else None
@@ -186,6 +192,9 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         raise PassFailedError(f"conversion to opset {opts.opset} failed its check: {failure}")
     if opts.opset is not None:
         _check_standard(model, opts.opset)
+    if opts.inline_functions and model.functions:  # asked for, not delivered: no output
+        failure = next((r.failure for r in report.rolled_back if r.name == "inline-functions"), "skipped")
+        raise PassFailedError(f"inlining the model-local functions failed: {failure}")
     result = OptimizeResult(model, report, ops_before, Counter(), opts.check)
     if fixed is not None:
         result.fixed_dims = {name: list(shape) for name, shape in fixed.inputs.items()}
@@ -229,6 +238,16 @@ def _check_standard(model: Model, opset: int) -> None:
     except onnx.checker.ValidationError as exc:
         raise PassFailedError(f"the model converted to opset {opset} fails onnx.checker: "
                               f"{str(exc).splitlines()[0]}") from None
+
+
+def _select_outputs(model: Model, opts: OptimizeOptions) -> None:
+    """``--outputs`` before the checker sees the model, so every check compares those outputs."""
+    from graphopt.extract import set_outputs
+    from graphopt.numerics.feeds import make_feeds
+
+    feeds = (lambda: make_feeds(model, seed=opts.seed, shapes=opts.input_shapes, given=opts.inputs)) \
+        if opts.check != "off" else None
+    set_outputs(model, opts.outputs or (), feeds)
 
 
 def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Sequence
 
+from graphopt.cli_extract import add_extract_parser, cmd_extract, split_names
 from graphopt.cli_plan import add_plan_parser, cmd_plan, pipeline_text
 from graphopt.errors import GraphoptError, UsageError
 from graphopt.onnx_io.save import write_text_atomic
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "folding then knows only the shapes the file declares")
     opt.add_argument("--allow-worse", action="store_true",
                      help="keep a pass's result even when it adds nodes or bytes (never-worse rule off)")
+    opt.add_argument("--outputs", metavar="NAME[,NAME...]",
+                     help="keep only these graph outputs (any tensor; an intermediate becomes an output)")
+    opt.add_argument("--inline-functions", action="store_true",
+                     help="inline model-local functions first (runs inline-functions, checked)")
     opt.add_argument("--plan-memory", action="store_true",
                      help="end with plan-memory: planned node order, plan in metadata_props (see 'plan')")
     opt.add_argument("--stats", action="store_true",
@@ -90,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--seed", type=int, default=0, help="seed of the generated check inputs")
     _add_input_flags(chk)
     add_plan_parser(sub)
+    add_extract_parser(sub)
     lst = sub.add_parser("list-passes", help="list the registered passes")
     lst.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE")
     return parser
@@ -141,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "plan":
             return cmd_plan(args)
+        if args.command == "extract":
+            return cmd_extract(args)
         return cmd_list_passes(args)
     except GraphoptError as exc:
         print(f"graphopt: error: {exc}", file=sys.stderr)
@@ -207,7 +215,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         dump_format=args.dump_format,
         target=args.target, never_worse=not args.allow_worse, layout=args.layout, opset=args.opset,
         fix_dims=parse_fix_dims(args.fix_dims), fold_size_limit=args.fold_size_limit,
-        shape_inference=not args.skip_shape_inference)
+        shape_inference=not args.skip_shape_inference,
+        outputs=tuple(split_names(args.outputs)) if args.outputs is not None else None,
+        inline_functions=args.inline_functions)
     progress = None if args.quiet or not sys.stderr.isatty() else _progress
     start = time.perf_counter()
     _refuse_overwriting_data(args.input, output)

@@ -61,6 +61,18 @@ class PlanFormatError(UsageError):
     """A memory plan that is not valid JSON of the expected format."""
 
 
+class UnknownTensorError(UsageError):
+    """``--outputs``/``--inputs`` names a tensor the model does not have (the message lists close names)."""
+
+
+class OpenCutError(UsageError):
+    """An ``extract`` cut reads a tensor that is neither produced inside it, a weight, nor a listed input."""
+
+
+class UnknownTypeError(UsageError):
+    """A new graph input or output (extract, --outputs) whose type neither inference nor a run tells."""
+
+
 class IRError(GraphoptError):
     """An IR mutation would break an invariant (dangling use, wrong graph, cycle...)."""
 
@@ -83,6 +95,12 @@ class PassFailedError(GraphoptError):
 
 class NumericMismatchError(PassFailedError):
     """Two models disagree on the outputs for the same inputs beyond tolerance."""
+
+
+class InvalidSubModelError(GraphoptError):
+    """The extracted sub-model fails onnx.checker or does not compute the original's tensors (a bug)."""
+
+    exit_code = 4
 
 
 class UnsoundPlanError(GraphoptError):

@@ -123,6 +123,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "AveragePool reading it.\n"
         "fuse-space-to-depth             Turn b*b strided Slices of one NCHW tensor re-joined by a channel "
         "Concat into SpaceToDepth.\n"
+        "inline-functions                Inline calls to model-local functions (onnx's inliner), nested ones "
+        "and those in bodies too.\n"
         "optimize-transposes             Push Transposes through layout-agnostic ops until they cancel; "
         "merge and drop them.\n"
         "plan-memory                     Plan activation memory: execution order, shared buffers and arena "
@@ -149,20 +151,20 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
-    assert [line.split()[0] for line in lines[:21]] == [
+    assert [line.split()[0] for line in lines[:22]] == [
         "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
         "eliminate-dead-channels", "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm",
         "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
         "fuse-pad",
-        "fuse-space-to-depth", "optimize-transposes", "plan-memory", "prune-failing-branches",
-        "simplify-chains", "topological-sort"]
-    assert lines[21:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+        "fuse-space-to-depth", "inline-functions", "optimize-transposes", "plan-memory",
+        "prune-failing-branches", "simplify-chains", "topological-sort"]
+    assert lines[22:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
     assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
         "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-channels",
         "eliminate-dead-code", "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
         "fuse-normalization",
-        "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "optimize-transposes", "plan-memory",
-        "prune-failing-branches",
+        "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "inline-functions", "optimize-transposes",
+        "plan-memory", "prune-failing-branches",
         "simplify-chains", "topological-sort"]

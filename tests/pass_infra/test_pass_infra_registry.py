@@ -18,7 +18,7 @@ BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions"
             "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
             "fuse-matmul-add",
             "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth",
-            "optimize-transposes",
+            "inline-functions", "optimize-transposes",
             "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
 
 
@@ -95,7 +95,8 @@ def test_unknown_pass_lists_the_known_passes() -> None:
                                "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "
                                "fuse-matmul-add, "
                                "fuse-normalization, "
-                               "fuse-ort-contrib, fuse-pad, fuse-space-to-depth, optimize-transposes, "
+                               "fuse-ort-contrib, fuse-pad, fuse-space-to-depth, inline-functions, "
+                               "optimize-transposes, "
                                "plan-memory, "
                                "prune-failing-branches, simplify-chains, topological-sort, with-options; "
                                "see 'graphopt list-passes')")

@@ -35,7 +35,8 @@ BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions",
            "eliminate-dead-code",
            "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
            "fuse-matmul-add",
-           "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "optimize-transposes",
+           "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "inline-functions",
+           "optimize-transposes",
            "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
 # Passes that change the model's inputs/outputs (layout), which assert_pass_preserves_semantics cannot
 # judge: it feeds both models the same arrays and compares the outputs as they come. Each has its own
