@@ -11,7 +11,7 @@ and other built-in passes' public names (``tests/test_public_api.py`` enforces i
 
 from __future__ import annotations
 
-from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions, OptimizeResult, op_histogram, optimize
+from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions, OptimizeResult, op_histogram, optimize, simplify
 from graphopt.ir import (
                          Attr,
                          Graph,
@@ -58,6 +58,6 @@ __all__ = [
     "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
     "numpy_dtype", "observe", "onnx_dtype", "onnx_slice", "op_histogram", "optimize", "pass_from_function",
     "record_interface_perm", "register_pass", "replace_all_uses_with", "replace_node", "save_model",
-    "shape_slice",
+    "shape_slice", "simplify",
     "verify",
 ]

@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from graphopt.errors import NumericMismatchError, PassFailedError, UsageError
+from graphopt.errors import PassFailedError, UsageError
+from graphopt.final_check import final_check
 from graphopt.fix_dims import fix_dims, settle_output_types
 from graphopt.ir.clone import clone_model
 from graphopt.ir.model import Model
@@ -24,6 +25,7 @@ from graphopt.numerics.check import NumericCheck, describe_inputs, prepare_check
 from graphopt.numerics.user_inputs import build_request
 from graphopt.onnx_io.importer import import_model, load_model
 from graphopt.onnx_io.save import save_model
+from graphopt.pass_infra.changes import ChangeLog
 from graphopt.pass_infra.instruments import DumpIR, VerifyIR
 from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
 from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names, pass_steps
@@ -69,6 +71,7 @@ class OptimizeOptions:
     shape_inference: bool = True  # False: never run onnx shape inference (huge or inference-breaking models)
     outputs: tuple[str, ...] | None = None  # keep only these graph outputs (any tensor), before the checks
     inline_functions: bool = False  # inline-functions runs first (model-local functions inlined)
+    diff: bool = False  # record each kept pass's removed/added/changed nodes and values (result.changes)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class OptimizeResult:
     final_check: dict[str, Any] | None = None
     check_inputs: dict[str, Any] | None = None  # what the check inputs are and why (describe_inputs)
     fixed_dims: dict[str, Any] = field(default_factory=dict)  # input name -> new shape (--fix-dims)
+    changes: list[Any] | None = None  # PassChanges per kept pass, with OptimizeOptions.diff
 
     def strict_problems(self) -> list[str]:
         """What ``--strict`` refuses: rollbacks (other than the never-worse rule's), weak or failed
@@ -183,6 +187,9 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         instruments.append(checker)
     if opts.dump_dir:
         instruments.append(DumpIR(opts.dump_dir, opts.dump_format))
+    change_log = ChangeLog() if opts.diff else None
+    if change_log is not None:
+        instruments.append(change_log)  # last: it sees only what every other instrument accepted
     manager = PassManager(steps, instruments, frozenset(opts.disable), opts.on_failure,
                           progress=progress, pipeline_text=format_pipeline(steps),
                           never_worse=opts.never_worse)
@@ -202,7 +209,9 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         result.check_inputs = describe_inputs(checker.inputs)
     if checker is not None and opts.check == "final":
         assert original is not None
-        _final_check(result, checker, original, opts, steps, progress)
+        final_check(result, checker, original, opts, steps, progress, change_log)
+    if change_log is not None:
+        result.changes = change_log.kept(result.report.records)
     if fixed is not None:
         settle_output_types(result.model)
     result.ops_after = op_histogram(result.model)
@@ -261,84 +270,20 @@ def _make_checker(model: Model, opts: OptimizeOptions) -> NumericCheck:
                          tolerance=opts.tolerance, libraries=opts.custom_op_libraries)
 
 
-def _final_check(result: OptimizeResult, checker: NumericCheck, original: Model, opts: OptimizeOptions,
-                 steps: list[Any], progress: Callable[[PassRecord], None] | None) -> None:
-    """Check the result once; on a failure, bisect the changing passes to the first one whose output
-    diverges, roll back only that one and resume from the model before it with per-pass checks."""
-    record = PassRecord("final-check")
-    failure = checker.check(record, result.model, what="optimized model")
-    result.final_check = dict(record.checks.get("numeric", {}), failure=failure)
-    if failure is None:
-        return
-    if opts.on_failure == "raise":
-        raise NumericMismatchError(f"the optimized model is not equivalent: {failure}")
-    changed = [r for r in result.report.records if r.status == "changed"]
-    good, culprit, outcome = _bisect(original, changed, checker)
-    records = result.report.records
-    if culprit is not None:
-        culprit.status, culprit.cause = "rolled-back", "check"
-        culprit.failure = (f"{outcome} (found by bisecting the {len(changed)} changing passes after the "
-                           "final check failed)")
-        culprit.checks["numeric"] = {**culprit.checks.get("numeric", {}), "ok": False, "strength": "failed",
-                                     "error": outcome}
-        kept = records[:records.index(culprit) + 1]
-        how = f"bisected to pass {culprit.name!r}, rolled back"
-    else:
-        kept = []
-        how = "the failure did not reproduce pass by pass, so every pass was re-run from the original"
-    result.report.warnings.append(f"final check failed: {failure}; {how}; the passes after it were re-run "
-                                  "with per-pass checks")
-    instruments: list[Any] = [VerifyIR()] if opts.verify else []
-    manager = PassManager(steps, [*instruments, checker], frozenset(opts.disable), "rollback",
-                          progress=progress, pipeline_text=format_pipeline(steps),
-                          never_worse=opts.never_worse)
-    resumed = manager.run(good)
-    for rec in resumed.records:
-        rec.history = [*(r.step or r.name for r in kept if r.status == "changed"), *rec.history]
-    result.report.records = kept + _after_replayed(kept, resumed.records)
-    result.report.warnings.extend(resumed.warnings)
-    result.model = good
+def simplify(model: onnx.ModelProto | str | os.PathLike, *, return_result: bool = False,
+             **options: Any) -> onnx.ModelProto | tuple[onnx.ModelProto, OptimizeResult]:
+    """``optimize`` for code written against onnxsim's ``simplify`` or onnxslim's ``slim``: takes a
+    ModelProto or a path and returns the optimized ModelProto (the input is never modified).
 
+    ``options`` are OptimizeOptions fields; with ``return_result`` the OptimizeResult (per-pass
+    report, checks) comes back too.
 
-def _after_replayed(kept: list[PassRecord], resumed: list[PassRecord]) -> list[PassRecord]:
-    """The resumed run's records without its leading re-runs of ``kept`` passes that changed nothing
-    (already applied, or the culprit rolled back again): each pass is reported once."""
-    skip = 0
-    for before, again in zip(kept, resumed):
-        if before.name != again.name or again.status == "changed":
-            break
-        skip += 1
-    return resumed[skip:]
+    Example:
+        >>> import graphopt                                         # doctest: +SKIP
+        >>> simplified = graphopt.simplify("model.onnx", fix_dims={"batch": 1})  # doctest: +SKIP
+    """
+    from graphopt.onnx_io import export_model
 
-
-def _bisect(original: Model, changed: list[PassRecord],
-            checker: NumericCheck) -> tuple[Model, PassRecord | None, str | None]:
-    """The model before the first changing pass whose replayed output fails the check, that pass and
-    its failure; (original, None, None) when replaying every pass does not reproduce the failure."""
-    if not changed:
-        return clone_model(original), None, None
-    good_index, good = 0, clone_model(original)
-    bad_index, failure = len(changed), None
-    while bad_index - good_index > 1:
-        middle = (good_index + bad_index) // 2
-        model = _replay(good, changed[good_index:middle])
-        found = checker.outcome(model, "model replayed for bisection").failure
-        if found is None:
-            good_index, good = middle, model
-        else:
-            bad_index, failure = middle, found
-    if failure is None:  # the whole sequence has not been replayed yet: confirm the failure
-        model = _replay(good, changed[good_index:bad_index])
-        failure = checker.outcome(model, "model replayed for bisection").failure
-    if failure is None:
-        return clone_model(original), None, None
-    return good, changed[bad_index - 1], failure
-
-
-def _replay(model: Model, records: list[PassRecord]) -> Model:
-    """A copy of ``model`` with the passes of ``records`` applied in order (their options included)."""
-    copy = clone_model(model)
-    for record in records:
-        for step in pass_steps(parse_pipeline(record.step or record.name)):
-            DEFAULT_REGISTRY.create(step.name, step.options).run(copy)
-    return copy
+    result = optimize(model, **options)
+    proto = export_model(result.model)
+    return (proto, result) if return_result else proto

@@ -33,7 +33,8 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     plan.add_argument("--execute", action="store_true",
                       help="also run the model node by node inside one arena and compare the outputs")
     plan.add_argument("--seed", type=int, default=0, help="seed of the inputs for --execute")
-    plan.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE")
+    plan.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
+                      help="load passes from a .py file or module (repeatable)")
 
 
 def pipeline_text(shapes: dict[str, list[int]], inplace: str = "unary", order: str = "auto",
