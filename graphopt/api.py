@@ -26,7 +26,7 @@ from graphopt.numerics.user_inputs import build_request
 from graphopt.onnx_io.importer import import_model, load_model
 from graphopt.onnx_io.save import save_model
 from graphopt.pass_infra.changes import ChangeLog
-from graphopt.pass_infra.instruments import DumpIR, VerifyIR
+from graphopt.pass_infra.instruments import DumpIR, ReportStage, VerifyIR
 from graphopt.pass_infra.manager import PassManager, PassRecord, PipelineReport
 from graphopt.pass_infra.pipeline import format_pipeline, parse_pipeline, pass_names, pass_steps
 from graphopt.pass_infra.registry import DEFAULT_REGISTRY
@@ -138,11 +138,15 @@ def as_model(source: Model | onnx.ModelProto | str | os.PathLike) -> Model:
 
 def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
              options: OptimizeOptions | None = None, *,
-             progress: Callable[[PassRecord], None] | None = None, **overrides: Any) -> OptimizeResult:
+             progress: Callable[[PassRecord], None] | None = None,
+             watch: Callable[[str], None] | None = None, **overrides: Any) -> OptimizeResult:
     """Run a pipeline on a model with per-pass numeric checks and rollback.
 
-    ``overrides`` are OptimizeOptions fields (``optimize(path, check="off")``).
+    ``overrides`` are OptimizeOptions fields (``optimize(path, check="off")``). ``progress`` sees each
+    pass record when its pass ends; ``watch`` hears what is happening now ("loading", "running
+    fold-constants (round 2)", "checking ..."), for a live status line.
     """
+    say = watch or (lambda _stage: None)
     opts = options or OptimizeOptions()
     if overrides:
         opts = OptimizeOptions(**{**opts.__dict__, **overrides})
@@ -172,17 +176,23 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         DEFAULT_REGISTRY.create(step.name, step.options)  # ... and on options a pass refuses
     if opts.fold_size_limit is not None:
         steps = _with_fold_size_limit(steps, opts.fold_size_limit)
+    say(f"loading {os.path.basename(os.fspath(source))}" if isinstance(source, (str, os.PathLike))
+        else "importing the model")
     model = as_model(source)
     model.shape_inference = opts.shape_inference
     fixed = fix_dims(model, opts.fix_dims) if opts.fix_dims else None
     if opts.outputs is not None:
         _select_outputs(model, opts)
     ops_before = Counter(model.source_ops) if model.source_ops else op_histogram(model)
+    if opts.check != "off":
+        say("choosing check inputs and running the original model")
     checker = _make_checker(model, opts) if opts.check != "off" else None
     original = clone_model(model) if opts.check == "final" else None
     if checker is None and opts.custom_op_libraries:
         raise UsageError("--custom-op-library is only used by the numeric checks, which are off")
     instruments: list[Any] = [VerifyIR()] if opts.verify else []
+    if watch is not None:
+        instruments.append(ReportStage(watch))  # before the checker: "checking" shows while it runs
     if checker is not None and opts.check == "each":
         instruments.append(checker)
     if opts.dump_dir:
@@ -209,6 +219,7 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         result.check_inputs = describe_inputs(checker.inputs)
     if checker is not None and opts.check == "final":
         assert original is not None
+        say("final check: comparing the optimized model with the original")
         final_check(result, checker, original, opts, steps, progress, change_log)
     if change_log is not None:
         result.changes = change_log.kept(result.report.records)

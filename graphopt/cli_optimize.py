@@ -12,6 +12,7 @@ from graphopt.cli_extract import split_names
 from graphopt.cli_plan import pipeline_text
 from graphopt.errors import UsageError
 from graphopt.onnx_io.save import write_text_atomic
+from graphopt.report import check_inputs_text, format_bytes, json_report, op_table, pass_table, rule_table
 
 EXIT_STRICT = 4  # --strict: a rollback, a weak check or a failed final check
 
@@ -30,23 +31,39 @@ def _output_path(args: argparse.Namespace) -> str:
     return output
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
-    """``graphopt optimize``."""
-    from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions, optimize
-    from graphopt.fix_dims import parse_fix_dims
-    from graphopt.report import check_inputs_text, format_bytes, json_report, op_table, pass_table, rule_table
+def _validate_side_outputs(args: argparse.Namespace) -> None:
+    """``--report``, ``--plot`` and ``--dump-ir`` must be writable before any work starts."""
+    for flag, path in (("--report", args.report), ("--plot", args.plot)):
+        if not path or (flag == "--report" and path == "-"):
+            continue
+        if os.path.isdir(path):
+            raise UsageError(f"{flag} {path} is a folder; give a file name")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"{flag} folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"{flag}: cannot write to folder {folder}")
+    if args.dump_ir:
+        if os.path.exists(args.dump_ir) and not os.path.isdir(args.dump_ir):
+            raise UsageError(f"--dump-ir {args.dump_ir} is a file; give a folder (it is created if missing)")
+        existing = os.path.abspath(args.dump_ir)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+            raise UsageError(f"--dump-ir {args.dump_ir}: cannot create it inside {existing}")
 
-    output = _output_path(args)
-    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
-        raise UsageError(f"--plot folder {os.path.dirname(os.path.abspath(args.plot))} does not exist")
-    if args.strict and args.check == "off":
-        raise UsageError("--strict needs numeric checks; drop --check off or --strict")
+
+def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """OptimizeOptions from the flags."""
+    from graphopt.api import DEFAULT_PIPELINE, OptimizeOptions
+    from graphopt.fix_dims import parse_fix_dims
+
     pipeline = args.pipeline or DEFAULT_PIPELINE
     inputs = input_options(args)
     if args.plan_memory:
         shapes = inputs["input_shapes"]
         pipeline += "," + pipeline_text({k: list(v) for k, v in shapes.items()})  # type: ignore[attr-defined]
-    options = OptimizeOptions(
+    return OptimizeOptions(
         pipeline=pipeline, check=args.check, on_failure=args.on_failure,
         disable=tuple(args.disable), **inputs,  # type: ignore[arg-type]
         plugins=tuple(args.plugin), verify=not args.no_verify, dump_dir=args.dump_ir,
@@ -55,40 +72,45 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         fix_dims=parse_fix_dims(args.fix_dims), fold_size_limit=args.fold_size_limit,
         shape_inference=not args.skip_shape_inference,
         outputs=tuple(split_names(args.outputs)) if args.outputs is not None else None,
-        inline_functions=args.inline_functions)
-    progress = None if args.quiet or not sys.stderr.isatty() else _progress
+        inline_functions=args.inline_functions, diff=args.diff)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """``graphopt optimize``."""
+    from graphopt.api import optimize
+    from graphopt.cli_console import colour_off, is_terminal, live_status
+
+    output = _output_path(args)
+    _validate_side_outputs(args)
+    if args.strict and args.check == "off":
+        raise UsageError("--strict needs numeric checks; drop --check off or --strict")
+    options = _options(args)
+    no_color = colour_off(args.no_color)
+    json_to_stdout = args.report == "-"
     start = time.perf_counter()
     _refuse_overwriting_data(args.input, output)
-    result = optimize(args.input, options, progress=progress)
-    external = args.external_data or _had_external_data(result.model)
-    result.save(output, external_data=True if external else None,
-                threshold=args.external_data_threshold)
+    with live_status(not args.quiet and is_terminal(sys.stderr), no_color) as watch:
+        result = optimize(args.input, options, watch=watch)
+        watch(f"writing {output}")
+        external = args.external_data or _had_external_data(result.model)
+        result.save(output, external_data=True if external else None,
+                    threshold=args.external_data_threshold)
     seconds = time.perf_counter() - start
     size_in, size_out = _size(args.input), _size(output)
-    if not args.quiet:
-        print(op_table(result.ops_before, result.ops_after))
-        print()
-        if result.check_inputs:
-            print(check_inputs_text(result.check_inputs))
-            print()
-        print(pass_table(result))
-        print()
-        if args.stats:
-            print(rule_table(result))
-            print()
-        print(f"size {format_bytes(size_in)} -> {format_bytes(size_out)}; {seconds:.2f}s; "
-              f"checks: {args.check} ({result.check_sessions} onnxruntime sessions)")
-        for warning in result.report.warnings:
-            print(f"warning: {warning}")
-        for rec in result.report.rolled_back:
-            print(f"rolled back: {rec.name}: {rec.failure}\n  reproduce: "
-                  f"{_repro_line(args, rec.history + [rec.step or rec.name])}")
-        print(f"wrote {output}")
+    if not args.quiet and not json_to_stdout:
+        _print_result(args, result, output, f"size {format_bytes(size_in)} -> {format_bytes(size_out)}; "
+                      f"{seconds:.2f}s; checks: {args.check} ({result.check_sessions} onnxruntime sessions)",
+                      rich_tables=is_terminal(sys.stdout), no_color=no_color)
     problems = result.strict_problems() if args.strict else []
     if args.report:
-        write_text_atomic(args.report, json_report(result, {
+        text = json_report(result, {
             "input": args.input, "output": output, "size_before": size_in, "size_after": size_out,
-            "seconds": seconds, **({"strict_problems": problems} if args.strict else {})}))
+            "seconds": seconds, **({"strict_problems": problems} if args.strict else {}),
+            **({"diff": [c.as_dict() for c in result.changes or []]} if args.diff else {})})
+        if json_to_stdout:
+            print(text)
+        else:
+            write_text_atomic(args.report, text)
     if args.plot:
         from graphopt.plots.reduction import reduction_svg
 
@@ -98,6 +120,39 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print(f"graphopt: strict: {len(problems)} problem(s): {'; '.join(problems)}", file=sys.stderr)
         return EXIT_STRICT
     return 0
+
+
+def _print_result(args: argparse.Namespace, result, output: str, summary: str,  # type: ignore[no-untyped-def]
+                  rich_tables: bool, no_color: bool) -> None:
+    """The tables: rich on a terminal, the plain text of graphopt.report elsewhere."""
+    from graphopt.pass_infra.changes import diff_text
+
+    diff = diff_text(result.changes or []) if args.diff else None
+    rules = rule_table(result) if args.stats else None
+    rolled_back = [(f"{rec.name}: {rec.failure}", _repro_line(args, rec.history + [rec.step or rec.name]))
+                   for rec in result.report.rolled_back]
+    if rich_tables:
+        from graphopt.cli_console import make_console, print_summary
+
+        print_summary(make_console(sys.stdout, no_color), result, summary, rolled_back, output, rules, diff)
+        return
+    print(op_table(result.ops_before, result.ops_after))
+    print()
+    if result.check_inputs:
+        print(check_inputs_text(result.check_inputs))
+        print()
+    print(pass_table(result))
+    print()
+    for block in (diff, rules):
+        if block is not None:
+            print(block)
+            print()
+    print(summary)
+    for warning in result.report.warnings:
+        print(f"warning: {warning}")
+    for failure, repro in rolled_back:
+        print(f"rolled back: {failure}\n  reproduce: {repro}")
+    print(f"wrote {output}")
 
 
 def _had_external_data(model) -> bool:  # type: ignore[no-untyped-def]
@@ -148,10 +203,6 @@ def _repro_line(args: argparse.Namespace, passes: list[str]) -> str:
              *(f" --plugin {p}" for p in args.plugin)]
     return (f"graphopt optimize {args.input} -o /tmp/repro.onnx --pipeline '{','.join(passes)}' "
             f"--seed {args.seed} --on-failure raise{''.join(given)}")
-
-
-def _progress(record) -> None:  # type: ignore[no-untyped-def]
-    print(f"  {record.name:<24} {record.status:<12} {record.seconds * 1000:6.0f}ms", file=sys.stderr)
 
 
 def _size(path: str) -> int:

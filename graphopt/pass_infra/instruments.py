@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Callable
 
 from graphopt.errors import VerificationError
 from graphopt.ir.model import Model
@@ -34,6 +35,30 @@ class VerifyIR:
 
     def on_failure(self, record: PassRecord, model: Model, failure: str) -> None:
         """Nothing to do when a pass fails."""
+
+
+class ReportStage:
+    """Tell a watcher (the CLI's live status line) which pass is running and which is being checked.
+
+    Placed before the numeric check, so "checking" shows while onnxruntime compares; never fails a pass.
+    """
+
+    def __init__(self, watch: Callable[[str], None]) -> None:
+        self.watch = watch
+
+    def before_pass(self, record: PassRecord, model: Model) -> None:
+        """Say which pass starts, and in which fixed-point round."""
+        where = f" (round {record.round})" if record.round else ""
+        self.watch(f"running {record.name}{where} · {record.nodes_before} nodes")
+
+    def after_pass(self, record: PassRecord, model: Model, result: PassResult) -> str | None:
+        """Say that a changing pass is being verified and checked."""
+        if result.changed:
+            self.watch(f"checking {record.name} · {len(list(model.graph.all_nodes()))} nodes")
+        return None
+
+    def on_failure(self, record: PassRecord, model: Model, failure: str) -> None:
+        """Nothing to say: the rollback is reported with the pass."""
 
 
 DUMP_FORMATS = ("onnx", "text", "both")
