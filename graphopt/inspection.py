@@ -25,7 +25,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto as A
 
-from graphopt.analyses.costs import UNNAMED, dynamic_dims, is_counted, is_named, node_cost
+from graphopt.analyses.costs import UNNAMED, dynamic_dims, is_counted, node_cost, suggest_fix_dims
 from graphopt.analyses.shapes import apply_types, infer_types
 from graphopt.errors import WireError
 from graphopt.fix_dims import fix_dims, parse_fix_dims
@@ -35,8 +35,6 @@ from graphopt.ir.tensor import element_size
 from graphopt.ir.value import Dim, Value
 from graphopt.onnx_io.importer import load_model, load_proto
 from graphopt.onnx_io.wire import split_model
-
-SIZE_GUESSES = (("batch", 1), ("seq", 128), ("len", 128), ("token", 128), ("height", 224), ("width", 224))
 
 
 @dataclass(frozen=True)
@@ -144,11 +142,10 @@ def inspect_model(path: str, fix: Sequence[str] = ()) -> Inspection:
         apply_types(model, infer_types(model))
     proto, headers = _skeleton(path)
     graphs = _graph_ops(proto.graph)
-    totals: Counter[str] = Counter()
-    for graph in graphs:
-        totals.update(graph.ops)
+    totals: Counter[str] = sum((Counter(graph.ops) for graph in graphs), Counter())
     ops, compute = _costs(model, totals)
-    compute.fix_dims = _suggest(model, compute.dynamic_dims, fix)
+    suggested = suggest_fix_dims(model, compute.dynamic_dims)
+    compute.fix_dims = [*fix, *suggested] if suggested else []
     return Inspection(
         path=path, ir_version=model.ir_version, producer_name=model.producer_name,
         producer_version=model.producer_version, opsets=dict(sorted(model.opset_imports.items())),
@@ -174,7 +171,6 @@ def _skeleton(path: str) -> tuple[onnx.ModelProto, list[onnx.TensorProto]]:
 def _qualified(node: onnx.NodeProto) -> str:
     return node.op_type if is_standard_domain(node.domain) else f"{node.domain}::{node.op_type}"
 
-
 def _graph_ops(main: onnx.GraphProto) -> list[GraphOps]:
     """Op counts of the main graph, then of every subgraph depth first, each named by its path."""
     found: list[GraphOps] = []
@@ -199,7 +195,6 @@ def _graph_ops(main: onnx.GraphProto) -> list[GraphOps]:
 def _by_count(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
-
 def _costs(model: Model, totals: Counter[str]) -> tuple[list[OpStats], Compute]:
     """Per-op and total costs over every node of the IR, and the dims that left some unknown."""
     stats = {op: OpStats(op, count) for op, count in totals.items()}
@@ -219,24 +214,6 @@ def _costs(model: Model, totals: Counter[str]) -> tuple[list[OpStats], Compute]:
         compute.flops += cost.flops
     compute.dynamic_dims = sorted(blocking - {UNNAMED}) + ([UNNAMED] if UNNAMED in blocking else [])
     return sorted(stats.values(), key=lambda s: (-s.count, s.op)), compute
-
-
-def _suggest(model: Model, blocking: list[str], given: Sequence[str]) -> list[str]:
-    """``--fix-dims`` specs for the blocking dims that name input dims (sizes are guesses to edit),
-    and ``input:axis`` specs for unnamed dynamic input axes when unnamed dims blocked; [] if none."""
-    inputs = [v for v in model.graph.inputs if v not in model.graph.input_defaults and v.shape]
-    names = {d for v in inputs for d in v.shape or () if is_named(d)}
-    specs = [f"{name}={_guess(name)}" for name in blocking if name in names]
-    if UNNAMED in blocking:
-        specs += [f"{v.name}:{axis}=1" for v in inputs for axis, d in enumerate(v.shape or ())
-                  if not isinstance(d, int) and not is_named(d)]
-    return [*given, *specs] if specs else []
-
-
-def _guess(name: str) -> int:
-    """A plausible size for a dim name: 1 for a batch, 128 for a sequence, 224 for an image side."""
-    lower = name.lower()
-    return next((size for key, size in SIZE_GUESSES if key in lower), 1)
 
 
 def _sig(value: Value, dtype: int | None, shape: tuple[Dim, ...] | None) -> TensorSig:

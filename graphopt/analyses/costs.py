@@ -19,9 +19,10 @@ and ``dynamic_dims`` says which dims were not known.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from graphopt.analyses.symbolic_shapes import PLACEHOLDER_NAME
+from graphopt.ir.model import Model
 from graphopt.ir.node import Node
 from graphopt.ir.ops import UNARY_ELEMENTWISE, is_standard_domain
 from graphopt.ir.value import Value
@@ -38,6 +39,8 @@ ELEMENT_OPS = frozenset({
     "AveragePool", "MaxPool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool",
 })
 UNNAMED = "?"  # stands for a dynamic dim without a usable name (None, unk__3, ...)
+# sizes suggested for dims by name (guesses the user edits): a batch of 1, 128 tokens, 224-pixel sides
+SIZE_GUESSES = (("batch", 1), ("seq", 128), ("len", 128), ("token", 128), ("height", 224), ("width", 224))
 
 
 class Cost(NamedTuple):
@@ -105,6 +108,24 @@ def dynamic_dims(node: Node) -> set[str]:
 def is_named(dim: object) -> bool:
     """True for a dim name a user can fix with ``--fix-dims NAME=N`` (not ``unk__3``, ``?``, None)."""
     return isinstance(dim, str) and not PLACEHOLDER_NAME.match(dim.strip())
+
+
+def suggest_fix_dims(model: Model, blocking: Iterable[str]) -> list[str]:
+    """``--fix-dims`` specs that would make ``blocking`` dims static: ``NAME=N`` for the dim names the
+    main graph's inputs use, and ``INPUT:AXIS=1`` for unnamed dynamic input axes when ``UNNAMED`` blocks."""
+    blocking = list(blocking)
+    inputs = [v for v in model.graph.inputs if v not in model.graph.input_defaults and v.shape]
+    names = {d for v in inputs for d in v.shape or () if is_named(d)}
+    specs = [f"{name}={_guess(name)}" for name in blocking if name in names]
+    if UNNAMED in blocking:
+        specs += [f"{v.name}:{axis}=1" for v in inputs for axis, d in enumerate(v.shape or ())
+                  if not isinstance(d, int) and not is_named(d)]
+    return specs
+
+
+def _guess(name: str) -> int:
+    lower = name.lower()
+    return next((size for key, size in SIZE_GUESSES if key in lower), 1)
 
 
 def _input(node: Node, index: int) -> Value | None:
