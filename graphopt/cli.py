@@ -1,4 +1,4 @@
-"""The ``graphopt`` command line: optimize, check, extract, plan, list-passes.
+"""The ``graphopt`` command line: optimize, check, extract, inspect, plan, list-passes.
 
 Every user mistake ends in one line on stderr and a documented exit code (see README and ``--help``);
 outputs are written atomically, so an interrupted or failed run never leaves a partial file.
@@ -65,5 +65,8 @@ def _command(name: str):  # type: ignore[no-untyped-def]
     if name == "extract":
         from graphopt.cli_extract import cmd_extract
         return cmd_extract
+    if name == "inspect":
+        from graphopt.cli_inspect import cmd_inspect
+        return cmd_inspect
     from graphopt.cli_check import cmd_list_passes
     return cmd_list_passes

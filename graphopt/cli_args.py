@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from graphopt.cli_extract import add_extract_parser
+from graphopt.cli_inspect import add_inspect_parser
 from graphopt.cli_plan import add_plan_parser
 
 EXIT_CODES = """exit codes:
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_flags(chk)
     add_plan_parser(sub)
     add_extract_parser(sub)
+    add_inspect_parser(sub)
     lst = sub.add_parser("list-passes", help="list the registered passes")
     lst.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
                      help="also list the passes of a .py file or module (repeatable)")

@@ -63,7 +63,7 @@ PYTORCH = "this is a PyTorch file, export it to ONNX first (torch.onnx.export)"
 )
 def test_files_that_are_not_onnx_say_what_they_are(tmp_path: Path, make, name: str, hint: str) -> None:  # noqa: ANN001
     path = make(tmp_path / name)
-    for command in ("optimize", "check") if name != "weights.bin" else ("optimize",):
+    for command in ("optimize", "inspect", "check") if name != "weights.bin" else ("optimize",):
         argv = [command, str(path)] + ([str(path)] if command == "check" else [])
         proc = _run(*argv)
         assert proc.returncode == 2, (command, proc.stderr)
