@@ -72,6 +72,10 @@ class OptimizeOptions:
     outputs: tuple[str, ...] | None = None  # keep only these graph outputs (any tensor), before the checks
     inline_functions: bool = False  # inline-functions runs first (model-local functions inlined)
     diff: bool = False  # record each kept pass's removed/added/changed nodes and values (result.changes)
+    precision: str | None = None  # "fp16" | "bf16": convert-precision runs after the pipeline
+    keep_io_types: bool = False  # with precision: inputs and outputs stay float32
+    keep_fp32: tuple[str, ...] = ()  # with precision: node names or op types that keep float32
+    precision_rtol: float | None = None  # with precision: the outputs' drift budget (default per dtype)
 
 
 @dataclass
@@ -167,6 +171,8 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
         steps = parse_pipeline(f"convert-opset{{target={opts.opset}}},{format_pipeline(steps)}")
     if opts.inline_functions and "inline-functions" not in pass_names(steps):
         steps = parse_pipeline(f"inline-functions,{format_pipeline(steps)}")
+    if opts.precision is not None:
+        steps = parse_pipeline(f"{format_pipeline(steps)},{_precision_steps(opts)}")
     extra = TARGETS[opts.target]
     if extra and extra not in pass_names(steps):
         steps = parse_pipeline(f"{format_pipeline(steps)},{extra}")
@@ -228,6 +234,23 @@ def optimize(source: Model | onnx.ModelProto | str | os.PathLike,
     result.ops_after = op_histogram(result.model)
     result.check_sessions = checker.sessions if checker is not None else 0
     return result
+
+
+def _precision_steps(opts: OptimizeOptions) -> str:
+    """convert-precision after the pipeline (BatchNorms folded, norms fused first), then the Cast
+    chains its boundaries leave collapsed and what died removed."""
+    if opts.precision not in ("fp16", "bf16"):
+        raise UsageError(f"precision must be fp16 or bf16, not {opts.precision!r}")
+    for name in opts.keep_fp32:
+        if not name or any(c in name for c in "+;{}"):
+            raise UsageError(f"--keep-fp32: {name!r} is not a node name or op type")
+    options = [f"dtype={opts.precision}", f"keep_io_types={str(opts.keep_io_types).lower()}",
+               f"seed={opts.seed}"]
+    if opts.keep_fp32:
+        options.append("keep_fp32=" + "+".join(opts.keep_fp32))
+    if opts.precision_rtol is not None:
+        options.append(f"rtol={opts.precision_rtol!r}")
+    return f"convert-precision{{{';'.join(options)}}},simplify-chains,eliminate-dead-code"
 
 
 def _with_fold_size_limit(steps: list[Any], limit: int) -> list[Any]:

@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep only these graph outputs (any tensor; an intermediate becomes an output)")
     opt.add_argument("--inline-functions", action="store_true",
                      help="inline model-local functions first (runs inline-functions, checked)")
+    opt.add_argument("--precision", choices=("fp16", "bf16"),
+                     help="convert float32 to float16 or bfloat16 after optimizing, within a drift budget "
+                          "(outputs within 1e-2 of their magnitude for fp16, 5e-2 for bf16)")
+    opt.add_argument("--keep-io-types", action="store_true",
+                     help="with --precision: inputs and outputs stay float32 (Casts at the interface)")
+    opt.add_argument("--keep-fp32", action="append", default=[], metavar="OP_OR_NODE[,...]",
+                     help="with --precision: op types or node names that keep float32 (repeatable)")
+    opt.add_argument("--precision-budget", type=float, metavar="RTOL",
+                     help="with --precision: the outputs' drift budget relative to their magnitude")
     opt.add_argument("--plan-memory", action="store_true",
                      help="end with plan-memory: planned node order, plan in metadata_props (see 'plan')")
     opt.add_argument("--stats", action="store_true",

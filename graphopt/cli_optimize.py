@@ -12,7 +12,15 @@ from graphopt.cli_extract import split_names
 from graphopt.cli_plan import pipeline_text
 from graphopt.errors import UsageError
 from graphopt.onnx_io.save import write_text_atomic
-from graphopt.report import check_inputs_text, format_bytes, json_report, op_table, pass_table, rule_table
+from graphopt.report import (
+    check_inputs_text,
+    format_bytes,
+    json_report,
+    op_table,
+    pass_table,
+    precision_text,
+    rule_table,
+)
 
 EXIT_STRICT = 4  # --strict: a rollback, a weak check or a failed final check
 
@@ -72,7 +80,10 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         fix_dims=parse_fix_dims(args.fix_dims), fold_size_limit=args.fold_size_limit,
         shape_inference=not args.skip_shape_inference,
         outputs=tuple(split_names(args.outputs)) if args.outputs is not None else None,
-        inline_functions=args.inline_functions, diff=args.diff)
+        inline_functions=args.inline_functions, diff=args.diff, precision=args.precision,
+        keep_io_types=args.keep_io_types, keep_fp32=tuple(n for text in args.keep_fp32
+                                                          for n in split_names(text)),
+        precision_rtol=args.precision_budget)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -82,6 +93,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     output = _output_path(args)
     _validate_side_outputs(args)
+    if (args.keep_io_types or args.keep_fp32 or args.precision_budget is not None) and not args.precision:
+        raise UsageError("--keep-io-types, --keep-fp32 and --precision-budget need --precision fp16|bf16")
     if args.strict and args.check == "off":
         raise UsageError("--strict needs numeric checks; drop --check off or --strict")
     options = _options(args)
@@ -129,6 +142,9 @@ def _print_result(args: argparse.Namespace, result, output: str, summary: str,  
 
     diff = diff_text(result.changes or []) if args.diff else None
     rules = rule_table(result) if args.stats else None
+    precision = precision_text(result)
+    if precision is not None:
+        summary = f"{precision}\n{summary}"
     rolled_back = [(f"{rec.name}: {rec.failure}", _repro_line(args, rec.history + [rec.step or rec.name]))
                    for rec in result.report.rolled_back]
     if rich_tables:

@@ -25,7 +25,9 @@ def final_check(result: OptimizeResult, checker: NumericCheck, original: Model, 
     """Check the result once; on a failure, bisect the changing passes to the first one whose output
     diverges, roll back only that one and resume from the model before it with per-pass checks."""
     record = PassRecord("final-check")
-    failure = checker.check(record, result.model, what="optimized model")
+    budgets = [r.drift_budget for r in result.report.records if r.status == "changed" and r.drift_budget]
+    failure = checker.check(record, result.model, what="optimized model",
+                            budget=max(budgets) if budgets else None)
     result.final_check = dict(record.checks.get("numeric", {}), failure=failure)
     if failure is None:
         return

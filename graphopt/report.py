@@ -59,6 +59,8 @@ def check_text_of(check: dict[str, Any] | None) -> str:
         return "unchanged (no numeric change)"
     tensors = check.get("compared", 0)
     detail = f"rel {check.get('max_rel', 0.0):.1e}" + (f", {tensors} tensors" if tensors else "")
+    if "drift" in check:
+        detail = f"drift {check.get('max_rel', 0.0):.1e} <= budget {check['drift']['budget']['rtol']:.0e}"
     if strength == "weak":
         return f"weak ({detail}; {check.get('unproven_nodes', 0)} changed nodes unproven)"
     return f"ok ({detail})"
@@ -77,6 +79,30 @@ def check_inputs_text(described: dict[str, Any]) -> str:
         lines.append(f"  weak output {output!r}: {why}")
     for skipped in described.get("skipped_sets", []):
         lines.append(f"  skipped {skipped}")
+    return "\n".join(lines)
+
+
+def precision_text(result: OptimizeResult) -> str | None:
+    """What convert-precision did: nodes lowered and kept, Casts, drift per output against the budget,
+    and the intermediates where it grows most (None when it did not run or was rolled back)."""
+    rec = next((r for r in reversed(result.report.records) if r.name == "convert-precision"
+                and r.status == "changed"), None)
+    if rec is None:
+        return None
+    stats, drift = rec.stats, rec.checks.get("numeric", {}).get("drift", {})
+    kept = ", ".join(f"{k[5:].replace('_', ' ')} {int(v)}" for k, v in sorted(stats.items())
+                     if k.startswith("kept_") and k != "kept_fp32")
+    count = {k: int(stats.get(k, 0)) for k in ("nodes_lowered", "kept_fp32", "casts", "flushed_to_zero")}
+    lines = [f"precision: {count['nodes_lowered']} nodes lowered, {count['kept_fp32']} "
+             f"kept float32{f' ({kept})' if kept else ''}, {count['casts']} Casts, "
+             f"{count['flushed_to_zero']} weights flushed to zero"]
+    if drift:
+        budget = drift["budget"]["rtol"]
+        outputs = ", ".join(f"{name} {rel:.1e}" for name, rel in drift["outputs"].items())
+        lines.append(f"  drift per output (budget {budget:.0e} of its magnitude): {outputs}")
+        hot = ", ".join(f"{h['tensor']} {h['max_rel']:.1e}" for h in drift["hottest_intermediates"])
+        if hot:
+            lines.append(f"  largest drift inside: {hot}")
     return "\n".join(lines)
 
 

@@ -37,22 +37,28 @@ class NumericCheck:
         """Return a failure reason when the changed model no longer matches the reference."""
         if not result.changed:
             return None
-        return self.check(record, model)
+        budget = result.drift_budget
+        failure = self.check(record, model, budget=budget)
+        if failure is None and budget is not None:  # later passes are judged against the lowered model
+            previous = self.reference.budget
+            self.reference.budget = budget if previous is None else max(previous, budget)
+        return failure
 
     def on_failure(self, record: PassRecord, model: Model, failure: str) -> None:
         """Nothing to do when a pass fails."""
 
-    def check(self, record: PassRecord, model: Model, what: str | None = None) -> str | None:
+    def check(self, record: PassRecord, model: Model, what: str | None = None,
+              budget: tuple[float, float] | None = None) -> str | None:
         """Compare ``model`` with the reference; the outcome goes to ``record.checks['numeric']``."""
-        outcome = self.outcome(model, what or f"model after pass {record.name!r}")
+        outcome = self.outcome(model, what or f"model after pass {record.name!r}", budget)
         record.checks["numeric"] = outcome.as_dict()
         if outcome.failure is not None:
             self.failures.append((record.name, outcome.failure))
         return outcome.failure
 
-    def outcome(self, model: Model, what: str) -> Outcome:
+    def outcome(self, model: Model, what: str, budget: tuple[float, float] | None = None) -> Outcome:
         """The comparison itself (one session unless nothing numeric changed)."""
-        outcome = check(self.reference, model, what)
+        outcome = check(self.reference, model, what, budget)
         if outcome.strength != "unchanged":
             self.sessions += 1
         return outcome

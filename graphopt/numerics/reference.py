@@ -30,6 +30,7 @@ from graphopt.numerics.diff import (
     random_dependent,
     selection_gates,
 )
+from graphopt.numerics.drift import Drift, as_reference_dtypes, feeds_as_inputs
 from graphopt.numerics.fingerprint import Fingerprint, compare, fingerprint
 from graphopt.numerics.interface import adapt_feeds, adapt_outputs, interface_perms
 from graphopt.numerics.run import ModelSession, open_session
@@ -73,10 +74,15 @@ class Reference:
     # the original's before the tensor is compared (see diff.selection_gates)
     gates: dict[str, frozenset[str]] = field(default_factory=dict)
     gate_values: dict[str, Any] = field(default_factory=dict)  # those integer outputs, whole
+    # the drift budget of a kept reduced-precision pass: every later check compares with it, casting the
+    # candidate's lower-precision tensors to the reference's dtype (see graphopt.numerics.drift)
+    budget: tuple[float, float] | None = None
 
     def tolerance_of(self, name: str) -> tuple[float, float] | None:
-        """The tolerance a tensor is compared with: the user's, else its precision floor's (None: its
-        own dtype's)."""
+        """The tolerance a tensor is compared with: the drift budget once precision was reduced, the
+        user's, else its precision floor's (None: its own dtype's)."""
+        if self.budget is not None:
+            return self.budget
         return self.tolerance if self.tolerance is not None else self.floors.get(name)
 
     @property
@@ -165,17 +171,23 @@ class Outcome:
     changed: int = 0  # nodes computing something new
     unproven: int = 0  # changed nodes from which no informative tensor was compared
     first: str | None = None  # the first diverging tensor
+    drift: Drift | None = None  # a reduced-precision pass: measured drift against its budget
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the pass record and the JSON report."""
         return {"ok": self.failure is None, "strength": self.strength if self.failure is None else "failed",
                 "max_abs": self.max_abs, "max_rel": self.max_rel, "compared": self.compared,
                 "changed_nodes": self.changed, "unproven_nodes": self.unproven, "first_diverging": self.first,
-                **({"error": self.failure} if self.failure else {})}
+                **({"error": self.failure} if self.failure else {}),
+                **({"drift": self.drift.as_dict()} if self.drift is not None else {})}
 
 
-def check(reference: Reference, model: Model, what: str) -> Outcome:
-    """Compare ``model`` with the reference: outputs on every input set, intermediates on the first."""
+def check(reference: Reference, model: Model, what: str,
+          budget: tuple[float, float] | None = None) -> Outcome:
+    """Compare ``model`` with the reference: outputs on every input set, intermediates on the first.
+
+    With ``budget`` (a pass that reduced precision) the outputs are held to that budget and the
+    intermediates are measured, not judged: the drift report says where it grows."""
     changed = changed_nodes(model, reference.signatures, model.opset_imports == reference.opsets)
     outputs_same = [v.name for v in model.graph.outputs] == reference.output_names
     if not changed and outputs_same:
@@ -186,7 +198,7 @@ def check(reference: Reference, model: Model, what: str) -> Outcome:
     try:
         extra = [v for v in shared if v.const is None] + [v for v in gates if v not in shared]
         session, names = open_session(model, what, extra_outputs=extra, libraries=reference.libraries)
-        outcome = Outcome(changed=len(changed))
+        outcome = Outcome(changed=len(changed), drift=Drift(budget) if budget is not None else None)
         mismatches = _compare_outputs(reference, model, session, outcome)
         diverging, witnesses = _compare_intermediates(reference, model, session, names, shared, gates,
                                                       outcome)
@@ -215,13 +227,20 @@ def _compare_outputs(reference: Reference, model: Model, session: ModelSession,
                      outcome: Outcome) -> list[Mismatch]:
     found: list[Mismatch] = []
     graph_outputs = session.output_names[:len(model.graph.outputs)]
+    lowered = outcome.drift is not None or reference.budget is not None
     for feeds, expected in zip(reference.feeds, reference.outputs):
-        actual = session.run(adapt_feeds(model, feeds, reference.base_inputs), graph_outputs)
+        adapted = adapt_feeds(model, feeds, reference.base_inputs)
+        actual = session.run(feeds_as_inputs(model, adapted) if lowered else adapted, graph_outputs)
         actual = adapt_outputs(model, actual, reference.base_outputs)
         wanted = {k: v for k, v in expected.items() if k not in reference.random}
+        budget = outcome.drift.budget if outcome.drift is not None else None
+        if lowered:
+            actual = as_reference_dtypes(actual, wanted)
         for name, value in wanted.items():
-            found.extend(m for m in compare_outputs({name: value}, actual, reference.tolerance_of(name))
-                         if m not in found)
+            tolerance = budget if budget is not None else reference.tolerance_of(name)
+            found.extend(m for m in compare_outputs({name: value}, actual, tolerance) if m not in found)
+            if outcome.drift is not None:
+                outcome.drift.output(name, value, actual.get(name))
         max_abs, max_rel = max_errors(wanted, actual)
         outcome.max_abs, outcome.max_rel = max(outcome.max_abs, max_abs), max(outcome.max_rel, max_rel)
     return found
@@ -257,6 +276,8 @@ def _compare_intermediates(reference: Reference, model: Model, session: ModelSes
     diverging: list[Mismatch] = []
     witnesses: set[int] = set()
     feeds = adapt_feeds(model, reference.feeds[0], reference.base_inputs)
+    if outcome.drift is not None or reference.budget is not None:
+        feeds = feeds_as_inputs(model, feeds)
     opened = _open_gates(reference, session, names, gates, feeds)
     shared = [v for v in shared if reference.gates.get(v.name or "", frozenset()) <= opened]
     fetch = [v for v in shared if v.const is None and names.get(v) == v.name]
@@ -278,6 +299,13 @@ def _compare_intermediates(reference: Reference, model: Model, session: ModelSes
         else:
             continue
         outcome.compared += 1
+        if outcome.drift is not None or reference.budget is not None:
+            actual = as_reference_dtypes({"t": actual}, {"t": ref})["t"]
+        if outcome.drift is not None:  # measured, not judged
+            outcome.drift.intermediate(value.name or "", compare(value.name or "", ref, actual, (0.0, 0.0)))
+            if ref.weak is None:
+                witnesses.add(id(value))
+            continue
         slack = None
         if is_float_dtype(ref.dtype):
             rtol, atol = tolerance_for(ref.dtype, reference.tolerance_of(value.name or ""))

@@ -19,6 +19,9 @@ class PassResult:
     # problems the pass recovered from but that are bugs (an evaluator that raised): shown as warnings,
     # refused by --strict
     warnings: list[str] = field(default_factory=list)
+    # a pass that lowers precision on purpose (float32 -> float16): its check holds the outputs to this
+    # (rtol, atol) drift budget instead of equivalence, and every later check keeps that budget
+    drift_budget: tuple[float, float] | None = None
 
 
 @runtime_checkable

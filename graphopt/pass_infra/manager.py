@@ -39,6 +39,7 @@ class PassRecord:
     rules: dict[str, dict] = field(default_factory=dict)  # per rewrite rule, for passes built on rules
     warnings: list[str] = field(default_factory=list)  # problems the pass recovered from (PassResult)
     round: int = 0  # iteration of the innermost fixed point this run is part of (from 1); 0 outside one
+    drift_budget: tuple[float, float] | None = None  # a pass that lowered precision: its (rtol, atol)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON reports."""
@@ -176,6 +177,7 @@ class PassManager:
             record.stats = dict(result.stats)
             record.rules = dict(result.rules)
             record.warnings = list(result.warnings)
+            record.drift_budget = result.drift_budget
             report.warnings.extend(f"pass {step.name!r}: {w}" for w in result.warnings)
             record.status = "changed" if result.changed else "unchanged"
             if result.changed and self.never_worse \

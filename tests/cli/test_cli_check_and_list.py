@@ -101,6 +101,8 @@ def test_list_passes_prints_each_pass_with_its_summary_and_the_default_pipeline(
         "(NHWC), in standard ONNX.\n"
         "convert-opset                   Convert the default ONNX domain to opset ``target``, up or down, "
         "recursing into subgraphs.\n"
+        "convert-precision               Lower float32 to ``dtype`` (fp16 | bf16) within a drift budget; see "
+        "the module docstring.\n"
         "eliminate-common-subexpressions Make equal things one thing.\n"
         "eliminate-dead-channels         Drop Conv output channels whose weights are all zero, and the input "
         "channels reading them.\n"
@@ -151,17 +153,19 @@ def test_list_passes_with_a_plugin_lists_its_passes_too(
         "    return PassResult(False)\n")
     assert main(["list-passes", "--plugin", str(plugin)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
-    assert [line.split()[0] for line in lines[:22]] == [
-        "convert-layout", "convert-opset", "do-nothing", "eliminate-common-subexpressions",
+    assert [line.split()[0] for line in lines[:23]] == [
+        "convert-layout", "convert-opset", "convert-precision", "do-nothing",
+        "eliminate-common-subexpressions",
         "eliminate-dead-channels", "eliminate-dead-code", "fold-constants", "fuse-affine", "fuse-batchnorm",
         "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add", "fuse-normalization", "fuse-ort-contrib",
         "fuse-pad",
         "fuse-space-to-depth", "inline-functions", "optimize-transposes", "plan-memory",
         "prune-failing-branches", "simplify-chains", "topological-sort"]
-    assert lines[22:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
-    assert lines[2] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
+    assert lines[23:] == ["", f"default pipeline: {DEFAULT_PIPELINE}"]
+    assert lines[3] == "do-nothing                      Changes nothing, on purpose."  # padded to 31
     assert list(PassRegistry().all()) == [
-        "convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-channels",
+        "convert-layout", "convert-opset", "convert-precision", "eliminate-common-subexpressions",
+        "eliminate-dead-channels",
         "eliminate-dead-code", "fold-constants",
         "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal", "fuse-matmul-add",
         "fuse-normalization",

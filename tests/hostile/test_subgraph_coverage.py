@@ -36,6 +36,7 @@ COVERAGE: dict[str, dict[str, str]] = {
     "convert-opset{target=17}": ALL_E,
     "convert-opset{target=21}": ALL_U,  # only version numbers change
     "convert-opset{target=23}": ALL_U,
+    "convert-precision": ALL_E,  # bodies keep their types and read a Cast back to float32 of h
     "eliminate-common-subexpressions": ALL_R,
     "eliminate-dead-channels": ALL_U,  # these bodies hold no all-zero Conv channels
     "eliminate-dead-code": ALL_R,
@@ -60,6 +61,7 @@ COVERAGE: dict[str, dict[str, str]] = {
 # models; a name the original did not have is shown as <what defines it in the main graph>.
 CAPTURE_CHANGES: dict[str, tuple[list[str], list[str]]] = {
     "convert-layout": (["x"], ["<Transpose>"]),
+    "convert-precision": (["h", "h_dup", "h_id", "h_tt"], ["<Cast>"]),  # h is float16 outside now
     "eliminate-common-subexpressions": (["h_dup"], []),  # merged into h, which bodies read already
     "eliminate-dead-code": (["h_id"], []),  # Identity(h_dup) bypassed: h_dup
     "fold-constants": (["ia", "ib", "k"], ["<initializer>"]),  # Mul(ia, ib) folded inside, k outside
@@ -90,7 +92,7 @@ PAIRS = [pytest.param(label, case, id=f"{label}-{case}", marks=_marks(label, cas
 def test_every_builtin_pass_is_covered() -> None:
     """A new built-in pass must join this suite (and its row of COVERAGE)."""
     assert {name for name, _ in CONFIGS.values()} == set(sm.builtin_passes())
-    assert len(sm.builtin_passes()) == 21
+    assert len(sm.builtin_passes()) == 22
     assert set(COVERAGE) == set(CONFIGS)
 
 

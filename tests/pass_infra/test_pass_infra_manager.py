@@ -179,7 +179,8 @@ def test_record_as_dict_has_every_field_for_json() -> None:
     assert record.as_dict() == {"name": "p", "step": "", "status": "changed", "seconds": 0.0,
                                 "nodes_before": 0, "nodes_after": 0, "bytes_before": 0, "bytes_after": 0,
                                 "stats": {"n": 1}, "failure": None, "cause": None, "checks": {},
-                                "history": [], "rules": {}, "warnings": [], "round": 0}
+                                "history": [], "rules": {}, "warnings": [], "round": 0,
+                                "drift_budget": None}
 
 
 def test_snapshot_is_reused_while_no_pass_changed_the_model(monkeypatch: pytest.MonkeyPatch) -> None:

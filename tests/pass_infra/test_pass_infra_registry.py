@@ -13,7 +13,8 @@ from graphopt.pass_infra.manager import PassManager
 from graphopt.pass_infra.pipeline import parse_pipeline
 from graphopt.pass_infra.registry import PassRegistry
 
-BUILTINS = ["convert-layout", "convert-opset", "eliminate-common-subexpressions", "eliminate-dead-channels",
+BUILTINS = ["convert-layout", "convert-opset", "convert-precision", "eliminate-common-subexpressions",
+            "eliminate-dead-channels",
             "eliminate-dead-code",
             "fold-constants", "fuse-affine", "fuse-batchnorm", "fuse-conv-branches", "fuse-horizontal",
             "fuse-matmul-add",
@@ -89,7 +90,7 @@ def test_unknown_pass_lists_the_known_passes() -> None:
     with pytest.raises(UnknownPassError) as info:
         registry(WithOptions).get("squash-everything")
     assert str(info.value) == ("unknown pass 'squash-everything' (known passes: convert-layout, "
-                               "convert-opset, "
+                               "convert-opset, convert-precision, "
                                "eliminate-common-subexpressions, eliminate-dead-channels, "
                                "eliminate-dead-code, fold-constants, "
                                "fuse-affine, fuse-batchnorm, fuse-conv-branches, fuse-horizontal, "

@@ -37,12 +37,14 @@ BUILTIN = ["convert-layout", "convert-opset", "eliminate-common-subexpressions",
            "fuse-matmul-add",
            "fuse-normalization", "fuse-ort-contrib", "fuse-pad", "fuse-space-to-depth", "inline-functions",
            "optimize-transposes",
-           "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort"]
+           "plan-memory", "prune-failing-branches", "simplify-chains", "topological-sort",
+           "convert-precision"]
 # Passes that change the model's inputs/outputs (layout), which assert_pass_preserves_semantics cannot
 # judge: it feeds both models the same arrays and compares the outputs as they come. Each has its own
 # property below that feeds and compares in the original layout.
 INTERFACE_CHANGING = ["convert-layout", "convert-opset"]  # convert-opset: needs a target option
-SAME_INTERFACE = [name for name in BUILTIN if name not in INTERFACE_CHANGING]
+REDUCED_PRECISION = ["convert-precision"]  # not exact by design: judged against its drift budget below
+SAME_INTERFACE = [name for name in BUILTIN if name not in INTERFACE_CHANGING + REDUCED_PRECISION]
 RICH = dict(max_nodes=16, constants=True, dead_branches=True, shape_subgraphs=True)
 FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
           onnx.TensorProto.BFLOAT16)
@@ -53,9 +55,10 @@ def test_every_builtin_pass_is_covered_here() -> None:
     in the same-interface parametrization or has an interface-aware property of its own."""
     builtin = {n for n, cls in DEFAULT_REGISTRY.all().items() if cls.__module__.startswith("graphopt.passes")}
     assert builtin == set(BUILTIN)
-    assert sorted(SAME_INTERFACE + INTERFACE_CHANGING) == sorted(BUILTIN)
-    # covered by test_convert_layout_* and test_convert_opset_* below
+    assert sorted(SAME_INTERFACE + INTERFACE_CHANGING + REDUCED_PRECISION) == sorted(BUILTIN)
+    # covered by test_convert_layout_*, test_convert_opset_* and test_precision_* below
     assert INTERFACE_CHANGING == ["convert-layout", "convert-opset"]
+    assert REDUCED_PRECISION == ["convert-precision"]
 
 
 @settings(max_examples=examples(400))
@@ -343,3 +346,40 @@ def test_pruned_channels_keep_their_outputs_through_eliminate_dead_channels(data
     batch3 = {"x": np.random.default_rng(3).normal(0, 1, (3, 3, 6, 6)).astype(np.float32)}
     assert_pass_preserves_semantics("eliminate-dead-channels", proto, feeds=batch3)
     assert_pass_preserves_semantics(graphopt.DEFAULT_PIPELINE, proto, feeds=batch3)
+
+
+@settings(max_examples=examples(60))
+@given(data=st.data())
+def test_precision_fp16_gives_a_valid_model_within_its_budget(data: st.DataObject) -> None:
+    """``optimize(precision="fp16")`` on a random model: the output passes onnx's full check and runs;
+    when convert-precision was kept, every output on fresh inputs stays within its drift budget
+    (max |fp16 - fp32| <= rtol * max |fp32| + atol), the budget its check held it to."""
+    proto = data.draw(models(**RICH, if_subgraphs=data.draw(st.booleans())))
+    inputs = data.draw(feeds(proto))
+    keep_io = data.draw(st.booleans())
+    try:
+        result = graphopt.optimize(proto, precision="fp16", keep_io_types=keep_io)
+    except RuntimeCheckError:
+        reject()  # onnxruntime cannot run the original: nothing to compare with
+    out = export_model(result.model)
+    onnx.checker.check_model(out, full_check=True)
+    record = next(r for r in result.report.records if r.name == "convert-precision")
+    event(f"convert-precision {record.status}")
+    wanted = {i.name: i.type.tensor_type.elem_type for i in out.graph.input}
+    lowered = {k: v.astype(np.float16) if wanted.get(k) == onnx.TensorProto.FLOAT16 else v
+               for k, v in inputs.items()}
+    before, after = run_proto(proto, inputs), run_proto(out.SerializeToString(), lowered)
+    if record.status != "changed":
+        return
+    rtol, atol = record.drift_budget
+    for name, want in before.items():
+        got = np.asarray(after[name])
+        if want.dtype.kind != "f":
+            continue
+        want64, got64 = want.astype(np.float64), got.astype(np.float64)
+        assert got.shape == want.shape
+        finite = np.isfinite(want64)
+        assert np.array_equal(finite, np.isfinite(got64)), name
+        if finite.any():
+            scale = np.abs(want64[finite]).max()
+            assert np.abs(got64[finite] - want64[finite]).max() <= 4 * (rtol * scale + atol), name
