@@ -76,6 +76,7 @@ class OptimizeOptions:
     keep_io_types: bool = False  # with precision: inputs and outputs stay float32
     keep_fp32: tuple[str, ...] = ()  # with precision: node names or op types that keep float32
     precision_rtol: float | None = None  # with precision: the outputs' drift budget (default per dtype)
+    precision_auto: bool = False  # with precision: mixed precision, the most sensitive nodes keep float32
 
 
 @dataclass
@@ -248,6 +249,8 @@ def _precision_steps(opts: OptimizeOptions) -> str:
                f"seed={opts.seed}"]
     if opts.keep_fp32:
         options.append("keep_fp32=" + "+".join(opts.keep_fp32))
+    if opts.precision_auto:
+        options.append("auto=true")
     if opts.precision_rtol is not None:
         options.append(f"rtol={opts.precision_rtol!r}")
     return f"convert-precision{{{';'.join(options)}}},simplify-chains,eliminate-dead-code"

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --precision: inputs and outputs stay float32 (Casts at the interface)")
     opt.add_argument("--keep-fp32", action="append", default=[], metavar="OP_OR_NODE[,...]",
                      help="with --precision: op types or node names that keep float32 (repeatable)")
+    opt.add_argument("--auto", action="store_true",
+                     help="with --precision: mixed precision, keeping the nodes that drift most in float32 "
+                          "until the outputs fit the budget")
     opt.add_argument("--precision-budget", type=float, metavar="RTOL",
                      help="with --precision: the outputs' drift budget relative to their magnitude")
     opt.add_argument("--plan-memory", action="store_true",

@@ -106,7 +106,7 @@ def pass_table(records: list[PassRecord]) -> Table:
             seconds = sum(rec.seconds for rec in runs)
             table.add_row(
                 str(round_number),
-                f"{len(runs)} passes",
+                f"{len(runs)} pass{'es' if len(runs) != 1 else ''}",
                 "unchanged",
                 _ms(seconds),
                 str(runs[0].nodes_before),

@@ -83,7 +83,7 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         inline_functions=args.inline_functions, diff=args.diff, precision=args.precision,
         keep_io_types=args.keep_io_types, keep_fp32=tuple(n for text in args.keep_fp32
                                                           for n in split_names(text)),
-        precision_rtol=args.precision_budget)
+        precision_rtol=args.precision_budget, precision_auto=args.auto)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -93,8 +93,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     output = _output_path(args)
     _validate_side_outputs(args)
-    if (args.keep_io_types or args.keep_fp32 or args.precision_budget is not None) and not args.precision:
-        raise UsageError("--keep-io-types, --keep-fp32 and --precision-budget need --precision fp16|bf16")
+    if (args.keep_io_types or args.keep_fp32 or args.auto or args.precision_budget is not None) \
+            and not args.precision:
+        raise UsageError("--keep-io-types, --keep-fp32, --auto and --precision-budget need "
+                         "--precision fp16|bf16")
     if args.strict and args.check == "off":
         raise UsageError("--strict needs numeric checks; drop --check off or --strict")
     options = _options(args)

@@ -22,8 +22,9 @@ from graphopt import Model, PassResult, clone_model, make_feeds, observe, regist
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import GraphoptError, UsageError
 
-from ._lower import lower
-from ._plan import make_plan, observe_ranges
+from ._auto import choose_kept
+from ._lower import Lowered, lower
+from ._plan import Plan, make_plan, observe_ranges
 
 DTYPES = {"fp16": TensorProto.FLOAT16, "float16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16,
           "bfloat16": TensorProto.BFLOAT16}
@@ -45,6 +46,7 @@ class ConvertPrecision:
     keep_fp32: str = ""  # node names or op types that keep float32, separated by '+'
     rtol: float = 0.0  # drift budget relative to each output's magnitude (0: 1e-2 fp16, 5e-2 bf16)
     atol: float = 0.0
+    auto: bool = False  # mixed precision: keep the most drift-sensitive nodes float32 (see _auto)
     observe: bool = True  # one seeded run of the original to find activations out of range
     seed: int = 0
 
@@ -64,33 +66,49 @@ class ConvertPrecision:
             plan = make_plan(model, low, keep | no_kernel, observed)
             if not plan.low:
                 return PassResult(False, {"kept_fp32": len(plan.kept)})
-            candidate = clone_model(model)
-            mapping = dict(zip(model.graph, candidate.graph))
-            plan.low = {mapping[n]: s for n, s in plan.low.items()}
-            done = lower(candidate, plan, low, self.keep_io_types)
+            candidate, done = self._lowered(model, plan, low)
             missing = _missing_kernel(candidate, self.seed)
             if missing is None or missing in no_kernel:
                 break
             no_kernel.add(missing)
-        model.__dict__.update(candidate.__dict__)
         default = BUDGETS[low]
+        budget = (self.rtol or default[0], self.atol or default[1])
+        auto_runs = 0
+        if self.auto:
+            blocked = keep | no_kernel
+            chosen = choose_kept(model, lambda nodes: make_plan(model, low, blocked, observed, nodes),
+                                 low, self.keep_io_types, budget[0], self.seed)
+            auto_runs = chosen.runs
+            plan = make_plan(model, low, keep | no_kernel, observed, frozenset(chosen.kept))
+            if not plan.low:
+                return PassResult(False, {"kept_fp32": len(plan.kept), "auto_runs": auto_runs})
+            candidate, done = self._lowered(model, plan, low)
+        model.__dict__.update(candidate.__dict__)
         stats: dict[str, float] = {
             "nodes_lowered": len(plan.low), "kept_fp32": len(plan.kept), "casts": done.casts,
             "constants_lowered": done.constants, "interface_lowered": done.interface,
-            "flushed_to_zero": plan.flushed}
+            "flushed_to_zero": plan.flushed, **({"auto_runs": auto_runs} if self.auto else {})}
         for op in sorted(no_kernel):
             stats[f"kept_no_{self.dtype}_kernel_{op}"] = 1
         for node, reason in plan.kept.items():
             stats[f"kept_{_category(reason)}"] = stats.get(f"kept_{_category(reason)}", 0) + 1
             LOG.info("convert-precision: %s %r keeps float32: %s", node.op_type, node.name, reason)
-        return PassResult(True, stats, drift_budget=(self.rtol or default[0], self.atol or default[1]))
+        return PassResult(True, stats, drift_budget=budget)
+
+    def _lowered(self, model: Model, plan: Plan, low: int) -> tuple[Model, Lowered]:
+        """A lowered copy of ``model`` (the original stays as it is until the plan is final)."""
+        candidate = clone_model(model)
+        mapping = dict(zip(model.graph, candidate.graph))
+        copy = Plan({mapping[n]: s for n, s in plan.low.items()},
+                    {mapping[n]: r for n, r in plan.kept.items()}, plan.flushed)
+        return candidate, lower(candidate, copy, low, self.keep_io_types)
 
 
 def _category(reason: str) -> str:
     """A short key for a kept-float32 reason (the full reason is logged with -v)."""
     for key, words in (("on_request", "on request"), ("out_of_range", "beyond"), ("custom_domain", "custom"),
                        ("subgraph", "subgraph"), ("selection_or_index_op", "rounding changes"),
-                       ("schema", "schema")):
+                       ("schema", "schema"), ("auto_sensitive", "--auto")):
         if words in reason:
             return key
     return "other"

@@ -31,8 +31,10 @@ class Plan:
     flushed: int = 0  # non-zero constant values that become 0 in the lower type (counted, not refused)
 
 
-def make_plan(model: Model, low: int, keep: frozenset[str], observed: dict[Value, float] | None) -> Plan:
-    """Decide per node of the main graph (bodies of If/Loop/Scan keep their types)."""
+def make_plan(model: Model, low: int, keep: frozenset[str], observed: dict[Value, float] | None,
+              keep_nodes: frozenset[Node] = frozenset()) -> Plan:
+    """Decide per node of the main graph (bodies of If/Loop/Scan keep their types); ``keep_nodes`` are
+    what --auto found too sensitive."""
     opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 1))
     data = data_values(model)
     plan = Plan()
@@ -44,6 +46,8 @@ def make_plan(model: Model, low: int, keep: frozenset[str], observed: dict[Value
             continue  # shape arithmetic, constant sub-graphs, integer-only ops
         slots = low_slots(node, opset, low)
         reason = _refusal(node, slots, keep, high, observed)
+        if reason is None and node in keep_nodes:
+            reason = "too sensitive: --auto keeps it float32 to stay within the drift budget"
         if reason is not None:
             plan.kept[node] = reason
             continue

@@ -444,7 +444,9 @@ def check_pass(proto: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]], n
             found.problems.append(f"onnxruntime: {exc}")
             break
         flags = {k: v.tolist() for k, v in f.items() if v.dtype == np.bool_}
-        budget = (1e-2, 1e-5) if name == "convert-precision" else None  # its drift budget, not equality
+        # convert-precision alone (unchecked) may move each O(1) value by float16's rounding, even where
+        # the original's output cancels to 0; optimize's drift-budget check would roll such a model back
+        budget = (1e-2, 1e-2) if name == "convert-precision" else None
         found.problems += [f"{m} (feeds {flags})"
                            for m in compare_outputs(run_proto(proto, f), actual, budget)]
     return found

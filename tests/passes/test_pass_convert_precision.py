@@ -304,3 +304,41 @@ def test_bad_options_are_refused(bad: dict) -> None:
 
     with pytest.raises(GraphoptError):
         DEFAULT_REGISTRY.create("convert-precision", bad)
+
+
+def _cancelling() -> onnx.ModelProto:
+    """y = (relu(x) * 1.0003 - relu(x)) * 1000 + 1: float16 rounds 1.0003 to 1.0 (its spacing near 1 is
+    2^-10), so the difference vanishes unless the nodes around it keep float32; Relu and the tail need
+    not. (onnxruntime's CPU computes float16 ops in float32 between Casts: weights and Casts round.)"""
+    return _model(
+        [
+            h.make_node("Relu", ["x"], ["r"]),
+            h.make_node("Mul", ["r", "w"], ["a"]),
+            h.make_node("Sub", ["a", "r"], ["s"]),
+            h.make_node("Mul", ["s", "k"], ["m"]),
+            h.make_node("Add", ["m", "one"], ["y"]),
+        ],
+        [h.make_tensor_value_info("x", F32, [256])],
+        [h.make_tensor_value_info("y", F32, [256])],
+        [
+            _init("w", np.array(1.0003, np.float32)),
+            _init("k", np.array(1000.0, np.float32)),
+            _init("one", np.array(1.0, np.float32)),
+        ],
+    )
+
+
+def test_auto_keeps_only_the_sensitive_nodes_in_float32() -> None:
+    x = np.random.default_rng(5).standard_normal(256).astype(np.float32)
+    want = _run(_cancelling(), {"x": x})[0]
+    naive, plain = _convert(_cancelling(), keep_io_types="true")
+    assert plain["nodes_lowered"] == 5  # everything converts without --auto, and drifts too far:
+    assert np.abs(_run(naive, {"x": x})[0] - want).max() > 1e-2 * np.abs(want).max()
+    out, stats = _convert(_cancelling(), keep_io_types="true", auto="true")
+    types = _types(out)
+    mul = next(n for n in out.graph.node if n.op_type == "Mul" and "w" in n.input)
+    assert types[mul.output[0]] == F32  # the node reading 1.0003 keeps float32
+    assert 1 <= stats["nodes_lowered"] <= 4 and stats["kept_auto_sensitive"] == 5 - stats["nodes_lowered"]
+    assert stats["auto_runs"] <= 2 + 3  # two instrumented runs and a bisection over 5 nodes
+    got = _run(out, {"x": x})[0]
+    assert np.abs(got - want).max() <= 1e-2 * np.abs(want).max()
