@@ -39,6 +39,7 @@ from graphopt.ir.ops import (
                              shape_slice,
 )
 from graphopt.ir.tensor import numpy_dtype, onnx_dtype
+from graphopt.numerics.drift import relative_drift
 from graphopt.numerics.feeds import make_feeds
 from graphopt.numerics.interface import record_interface_perm
 from graphopt.numerics.run import observe
@@ -57,7 +58,8 @@ __all__ = [
     "PassResult", "Tensor", "Value", "allowed_growth", "bypass", "clone_model", "const_ints", "export_model",
     "export_node", "import_model", "is_standard_domain", "load_arrays", "load_model", "make_feeds",
     "numpy_dtype", "observe", "onnx_dtype", "onnx_slice", "op_histogram", "optimize", "pass_from_function",
-    "record_interface_perm", "register_pass", "replace_all_uses_with", "replace_node", "save_model",
+    "record_interface_perm", "register_pass", "relative_drift", "replace_all_uses_with", "replace_node",
+    "save_model",
     "shape_slice", "simplify",
     "verify",
 ]

@@ -18,13 +18,13 @@ from typing import ClassVar
 
 from onnx import TensorProto
 
-from graphopt import Model, PassResult, clone_model, make_feeds, observe, register_pass
+from graphopt import Model, PassResult, make_feeds, observe, register_pass
 from graphopt.analyses.shapes import refresh_types
 from graphopt.errors import GraphoptError, UsageError
 
 from ._auto import choose_kept
-from ._lower import Lowered, lower
-from ._plan import Plan, make_plan, observe_ranges
+from ._lower import lowered_copy
+from ._plan import make_plan, observe_ranges
 
 DTYPES = {"fp16": TensorProto.FLOAT16, "float16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16,
           "bfloat16": TensorProto.BFLOAT16}
@@ -66,7 +66,7 @@ class ConvertPrecision:
             plan = make_plan(model, low, keep | no_kernel, observed)
             if not plan.low:
                 return PassResult(False, {"kept_fp32": len(plan.kept)})
-            candidate, done = self._lowered(model, plan, low)
+            candidate, _, done = lowered_copy(model, plan, low, self.keep_io_types)
             missing = _missing_kernel(candidate, self.seed)
             if missing is None or missing in no_kernel:
                 break
@@ -82,7 +82,7 @@ class ConvertPrecision:
             plan = make_plan(model, low, keep | no_kernel, observed, frozenset(chosen.kept))
             if not plan.low:
                 return PassResult(False, {"kept_fp32": len(plan.kept), "auto_runs": auto_runs})
-            candidate, done = self._lowered(model, plan, low)
+            candidate, _, done = lowered_copy(model, plan, low, self.keep_io_types)
         model.__dict__.update(candidate.__dict__)
         stats: dict[str, float] = {
             "nodes_lowered": len(plan.low), "kept_fp32": len(plan.kept), "casts": done.casts,
@@ -95,13 +95,6 @@ class ConvertPrecision:
             LOG.info("convert-precision: %s %r keeps float32: %s", node.op_type, node.name, reason)
         return PassResult(True, stats, drift_budget=budget)
 
-    def _lowered(self, model: Model, plan: Plan, low: int) -> tuple[Model, Lowered]:
-        """A lowered copy of ``model`` (the original stays as it is until the plan is final)."""
-        candidate = clone_model(model)
-        mapping = dict(zip(model.graph, candidate.graph))
-        copy = Plan({mapping[n]: s for n, s in plan.low.items()},
-                    {mapping[n]: r for n, r in plan.kept.items()}, plan.flushed)
-        return candidate, lower(candidate, copy, low, self.keep_io_types)
 
 
 def _category(reason: str) -> str:

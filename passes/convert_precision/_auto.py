@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphopt import Model, Node, Value, clone_model, make_feeds, numpy_dtype, observe
+from graphopt import Model, Node, Value, make_feeds, numpy_dtype, observe, relative_drift
 
-from ._lower import lower
+from ._lower import lowered_copy
 from ._plan import Plan
 
 MARGIN = 0.5  # the bisection aims at half the budget: the check compares on other inputs
@@ -39,7 +39,7 @@ def choose_kept(model: Model, make: Callable[[frozenset[Node]], Plan], low: int,
     full = make(frozenset())
     tracked = [v for node in full.low for v in node.outputs]
     reference = observe(model, [*tracked, *model.graph.outputs], feeds, "model before precision conversion")
-    lowered, mapping = _lowered(model, full, low, keep_io_types)
+    lowered, mapping, _ = lowered_copy(model, full, low, keep_io_types)
     seen = observe(lowered, [mapping[v] for v in tracked], _feeds_for(lowered, feeds), "lowered model")
     error = {v: _relative(reference.get(v), seen.get(mapping[v])) for v in tracked}
     ranked = sorted(full.low, key=lambda n: -_contribution(n, error))
@@ -47,7 +47,7 @@ def choose_kept(model: Model, make: Callable[[frozenset[Node]], Plan], low: int,
 
     def drift(count: int) -> float:
         plan = make(frozenset(ranked[:count]))
-        candidate, _ = _lowered(model, plan, low, keep_io_types)
+        candidate, _, _ = lowered_copy(model, plan, low, keep_io_types)
         feeds_low = _feeds_for(candidate, feeds)
         outs = observe(candidate, list(candidate.graph.outputs), feeds_low, "lowered model")
         by_name = {v.name: a for v, a in outs.items()}
@@ -68,16 +68,6 @@ def choose_kept(model: Model, make: Callable[[frozenset[Node]], Plan], low: int,
     return AutoResult(ranked[:best], runs, best_drift)
 
 
-def _lowered(model: Model, plan: Plan, low: int, keep_io_types: bool) -> tuple[Model, dict[Value, Value]]:
-    """A lowered copy and the map from the original's node outputs to the copy's."""
-    candidate = clone_model(model)
-    nodes = dict(zip(model.graph, candidate.graph))
-    mapping = {v: nodes[n].outputs[i] for n in model.graph for i, v in enumerate(n.outputs)}
-    copy = Plan({nodes[n]: s for n, s in plan.low.items()}, {nodes[n]: r for n, r in plan.kept.items()})
-    lower(candidate, copy, low, keep_io_types)
-    return candidate, mapping
-
-
 def _feeds_for(model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     types = {v.name: v.dtype for v in model.graph.inputs}
     return {k: a.astype(numpy_dtype(types[k])) if types.get(k) is not None and a.dtype.kind == "f"
@@ -92,17 +82,5 @@ def _contribution(node: Node, error: dict[Value, float]) -> float:
 
 
 def _relative(expected: object, actual: object) -> float:
-    """max |actual - expected| / max |expected| (inf when NaN/Inf appear, 0 when nothing to compare)."""
-    if expected is None or actual is None:
-        return 0.0
-    e, a = np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)
-    if e.shape != a.shape:
-        return float("inf")
-    finite = np.isfinite(e)
-    if not np.array_equal(finite, np.isfinite(a)):
-        return float("inf")
-    if not finite.any():
-        return 0.0
-    scale = float(np.max(np.abs(e[finite])))
-    diff = float(np.max(np.abs(e[finite] - a[finite])))
-    return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+    """The drift of one tensor (0 when either run did not produce it)."""
+    return 0.0 if expected is None or actual is None else relative_drift(expected, actual)

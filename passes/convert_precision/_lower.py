@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from graphopt import Model, Node, Tensor, Value, numpy_dtype
+from graphopt import Model, Node, Tensor, Value, clone_model, numpy_dtype
 
 from ._plan import SHAPE_OPS as SHAPE_READERS
 from ._plan import Plan
@@ -74,6 +74,18 @@ def lower(model: Model, plan: Plan, low: int, keep_io_types: bool) -> Lowered:
         if not value.uses() and not value.is_graph_output:
             graph.remove_const(value)
     return done
+
+
+def lowered_copy(model: Model, plan: Plan, low: int, keep_io_types: bool
+                 ) -> tuple[Model, dict[Value, Value], Lowered]:
+    """A lowered copy of ``model`` (the original stays as it is), the map from the original's node
+    outputs to the copy's, and what lowering did."""
+    candidate = clone_model(model)
+    nodes = dict(zip(model.graph, candidate.graph))
+    mapping = {v: nodes[n].outputs[i] for n in model.graph for i, v in enumerate(n.outputs)}
+    copy = Plan({nodes[n]: s for n, s in plan.low.items()}, {nodes[n]: r for n, r in plan.kept.items()},
+                plan.flushed)
+    return candidate, mapping, lower(candidate, copy, low, keep_io_types)
 
 
 def _cast(model: Model, value: Value, to: int, casts: dict[Value, Value]) -> Value:

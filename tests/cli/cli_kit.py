@@ -7,6 +7,10 @@ pins its text.
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -65,3 +69,23 @@ def numeric_check(record: dict) -> tuple[str, float, float]:
     """A report pass record's check strength and max errors (the record also counts tensors, nodes...)."""
     numeric = record["checks"]["numeric"]
     return numeric["strength"], numeric["max_abs"], numeric["max_rel"]
+
+
+def run_on_a_terminal(args: list[str], env: dict[str, str], *, with_stderr: bool = True) -> tuple[int, str]:
+    """Run ``python -m graphopt ARGS`` with stdout (and stderr) on a pseudo-terminal; its exit code and
+    everything it wrote there. ``env`` replaces the environment."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "graphopt", *args], stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=follower if with_stderr else subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from cli_kit import run_on_a_terminal
 from onnx import TensorProto as T
 from onnx import helper as h
 from onnx import numpy_helper
@@ -247,22 +247,9 @@ def _on_terminal(*args: object) -> str:
     """What ``graphopt`` prints when its stdout is a pseudo-terminal (colours allowed)."""
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     env.update(TERM="xterm-256color", COLUMNS="120")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "graphopt", *map(str, args)], stdout=slave,
-                            stderr=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert proc.wait(timeout=120) == 0
-    return b"".join(chunks).decode()
+    code, text = run_on_a_terminal([str(a) for a in args], env, with_stderr=False)
+    assert code == 0
+    return text
 
 
 def test_a_terminal_gets_styled_tables_unless_no_color(tiny_cnn: Path) -> None:

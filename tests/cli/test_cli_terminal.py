@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 import os
-import pty
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_kit import run_on_a_terminal
 
 from graphopt import optimize
 from graphopt.cli_console import check_cell, make_console, print_summary
@@ -125,26 +125,7 @@ def test_diff_on_the_terminal_colours_removals_and_additions(tiny_cnn: Path) -> 
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run the CLI with stdout and stderr on a pseudo-terminal; everything it wrote, and the exit code."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "graphopt", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-        env={**os.environ, "COLUMNS": "110", **env},
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+    return run_on_a_terminal(args, {**os.environ, "COLUMNS": "110", **env})
 
 
 @pytest.mark.parametrize("no_color", [False, True])
